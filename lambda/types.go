@@ -54,6 +54,9 @@ type Instance struct {
 	Region          Region       `json:"region"`
 	InstanceType    InstanceType `json:"instance_type"`
 	Hostname        string       `json:"hostname,omitempty"`
+	// Actions is what Lambda would accept for the instance in its current
+	// state.
+	Actions InstanceActionAvailability `json:"actions"`
 }
 
 // SSHKey is a public key registered with Lambda. PrivateKey is set only when
@@ -63,4 +66,43 @@ type SSHKey struct {
 	Name       string `json:"name"`
 	PublicKey  string `json:"public_key"`
 	PrivateKey string `json:"private_key,omitempty"`
+}
+
+// InstanceActionAvailabilityDetails says whether one action can be taken on an
+// instance now and, if not, why.
+type InstanceActionAvailabilityDetails struct {
+	Available         bool   `json:"available"`
+	ReasonCode        string `json:"reason_code,omitempty"`
+	ReasonDescription string `json:"reason_description,omitempty"`
+}
+
+// InstanceActionAvailability lists the actions Lambda would accept for an
+// instance in its current state.
+type InstanceActionAvailability struct {
+	Migrate    InstanceActionAvailabilityDetails `json:"migrate"`
+	Rebuild    InstanceActionAvailabilityDetails `json:"rebuild"`
+	Restart    InstanceActionAvailabilityDetails `json:"restart"`
+	ColdReboot InstanceActionAvailabilityDetails `json:"cold_reboot"`
+	Terminate  InstanceActionAvailabilityDetails `json:"terminate"`
+}
+
+// User is the Lambda Cloud user who created a resource.
+type User struct {
+	ID     string `json:"id"`
+	Email  string `json:"email"`
+	Status string `json:"status"`
+}
+
+// FileSystem is a persistent network file system that instances in the same
+// region can mount.
+type FileSystem struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	MountPoint string `json:"mount_point"`
+	// Created is an RFC 3339 timestamp.
+	Created   string `json:"created"`
+	CreatedBy User   `json:"created_by"`
+	IsInUse   bool   `json:"is_in_use"`
+	Region    Region `json:"region"`
+	BytesUsed int64  `json:"bytes_used,omitempty"`
 }
