@@ -1,0 +1,331 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/cpbot/cpbot/lambda"
+)
+
+// Remote layout: everything of a job lives in <RemoteDir>/<id>/ on the
+// instance: the code (main.py beside data/), train.log, train.pid,
+// train.exit and the checkpoints under model/<class>/.
+func (r *runner) jobDir() string { return path.Join(r.cfg().RemoteDir, strconv.FormatInt(r.id, 10)) }
+
+const (
+	logChunk       = 1 << 20 // bytes of train.log read per poll at most
+	logTailLines   = 50      // lines of train.log kept for errors and `logs`
+	idleGPUPercent = 10      // GPU utilisation below this is not work
+)
+
+// dial returns the connection to the job's instance, opening it if needed.
+func (r *runner) dial(ctx context.Context, j *Job) (*lambda.Remote, error) {
+	if r.remote != nil {
+		return r.remote, nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, r.cfg().SSHGrace)
+	defer cancel()
+	rm, err := lambda.DialRemote(dctx, r.cfg().SSH, j.InstanceID, j.IP)
+	if err != nil {
+		return nil, err
+	}
+	r.remote = rm
+	return rm, nil
+}
+
+// sshFailed decides what an SSH failure means: a changed host key ends the
+// job; otherwise the instance is checked, and an instance unreachable for
+// longer than the grace period ends the attempt.
+func (r *runner) sshFailed(ctx context.Context, j *Job, err error) error {
+	r.closeRemote()
+	if errors.Is(err, lambda.ErrHostKeyChanged) {
+		return Errorf(EINTERNAL, "the instance's SSH host key changed; refusing to talk to it (%v)", err)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	inst, ierr := r.svc.cloud.GetInstance(ctx, j.InstanceID)
+	if lambda.IsNotFound(ierr) || (ierr == nil && (inst.Status == lambda.StatusTerminated || inst.Status == lambda.StatusPreempted)) {
+		reason := fmt.Sprintf("instance %s was %s outside cpbot", j.InstanceID, orGone(inst.Status, ierr))
+		r.milestone(ctx, j, "instance lost: "+reason)
+		_, ferr := r.finish(ctx, j, OutcomeLost, reason, r.foldCost)
+		return ferr
+	}
+	since := j.ReachedAt
+	if since.IsZero() {
+		since = j.ActiveAt
+	}
+	if down := r.now().Sub(since); down > r.cfg().SSHGrace {
+		return Errorf(EINTERNAL, "instance unreachable over SSH for %s: %v", roundDuration(down), err)
+	}
+	r.log.Warn("ssh", "err", err)
+	return errRetry
+}
+
+// prepare sets the instance up, uploads code and data and starts training.
+func (r *runner) prepare(ctx context.Context, j *Job) error {
+	rm, err := r.dial(ctx, j)
+	if err != nil {
+		return r.sshFailed(ctx, j, err)
+	}
+	up, err := rm.Upload(ctx, r.cfg().CodeDir, r.jobDir(), nil)
+	if err != nil {
+		return r.sshFailed(ctx, j, fmt.Errorf("upload code: %w", err))
+	}
+	if r.cfg().DatasetDir != "" {
+		ds, err := rm.Upload(ctx, r.cfg().DatasetDir, path.Join(r.jobDir(), "data"), nil)
+		if err != nil {
+			return r.sshFailed(ctx, j, fmt.Errorf("upload dataset: %w", err))
+		}
+		up.Files += ds.Files
+		up.FilesSent += ds.FilesSent
+		up.Bytes += ds.Bytes
+		up.BytesSent += ds.BytesSent
+		up.Elapsed += ds.Elapsed
+	}
+	r.milestone(ctx, j, fmt.Sprintf("uploaded %s in %d files (%s sent, %s/s)",
+		byteSize(up.Bytes), up.Files, byteSize(up.BytesSent), byteSize(int64(up.Throughput()))))
+	// The setup patches the uploaded main.py, so it runs once per job dir.
+	script := SetupScript(SetupOptions{WorkDir: r.jobDir(), GPUs: 1})
+	ran, res, err := rm.RunOnce(ctx, path.Join(r.jobDir(), ".cpbot-setup-done"), script)
+	if err != nil {
+		return r.sshFailed(ctx, j, err)
+	}
+	if res.ExitStatus != 0 {
+		return Errorf(EINTERNAL, "instance setup failed (exit %d): %s", res.ExitStatus, lastLines(string(res.Stdout)+string(res.Stderr), 5))
+	}
+	if ran {
+		r.milestone(ctx, j, "environment ready")
+	}
+	cmd, err := RenderTrainCommand(r.cfg().TrainCommand, TrainParams{Class: j.Spec.Class, Epochs: j.Spec.Epochs,
+		Batch: j.Spec.Batch, LR: j.Spec.LR, DataPath: "data"})
+	if err != nil {
+		return err
+	}
+	if _, err := rm.StartDetached(ctx, r.jobDir(), r.jobDir(), cmd); err != nil && !errors.Is(err, lambda.ErrAlreadyRunning) {
+		return r.sshFailed(ctx, j, fmt.Errorf("start training: %w", err))
+	}
+	now := r.now()
+	nj, err := r.transition(ctx, j, StateTraining, func(x *Job) { x.TrainingAt, x.BusyAt, x.ReachedAt = now, now, now })
+	if err == nil {
+		r.milestone(ctx, nj, "training started")
+	}
+	return err
+}
+
+// train polls the trainer once: new log lines, liveness, GPU.
+func (r *runner) train(ctx context.Context, j *Job) error {
+	rm, err := r.dial(ctx, j)
+	if err != nil {
+		return r.sshFailed(ctx, j, err)
+	}
+	logPath := path.Join(r.jobDir(), "train.log")
+	lines, next, err := rm.Tail(ctx, logPath, j.LogOffset, logChunk)
+	if err != nil {
+		return r.sshFailed(ctx, j, err)
+	}
+	st, err := rm.TrainStatus(ctx, r.jobDir())
+	if err != nil {
+		return r.sshFailed(ctx, j, err)
+	}
+	gpu, gerr := rm.GPU(ctx)
+	now := r.now()
+
+	tr := NewTracker(j.Spec.Epochs)
+	tr.P = j.Progress
+	for _, l := range lines {
+		tr.Feed(l)
+	}
+	busy := len(lines) > 0
+	util := -1.0
+	if gerr == nil && len(gpu) > 0 {
+		util = 0
+		for _, g := range gpu {
+			util += g.UtilPercent
+		}
+		util /= float64(len(gpu))
+		busy = util >= idleGPUPercent
+	}
+	drained := next-j.LogOffset < logChunk
+	exited := st.Exited && drained
+	nj, err := r.update(ctx, j, func(x *Job) {
+		x.LogOffset, x.Progress, x.ReachedAt = next, tr.P, now
+		x.LogTail = appendTail(x.LogTail, lines, logTailLines)
+		if util >= 0 {
+			x.GPUUtil = util
+		}
+		if busy {
+			x.BusyAt = now
+		}
+		if exited {
+			code := st.ExitCode
+			x.ExitCode = &code
+		}
+	})
+	if err != nil {
+		return err
+	}
+	r.notifyEpochs(ctx, nj)
+	r.recordCost(ctx, nj)
+	if exited {
+		outcome, reason := OutcomeSucceeded, ""
+		if st.ExitCode != 0 {
+			outcome, reason = OutcomeFailed, trainerFailure(nj)
+		}
+		_, err := r.transition(ctx, nj, StateCollecting, func(x *Job) { x.Outcome, x.Reason = outcome, reason })
+		return err
+	}
+	if st.Started && !st.Running && !st.Exited {
+		return Errorf(EINTERNAL, "the trainer died without an exit status (killed?)")
+	}
+	if !drained {
+		return nil // more log to read right away
+	}
+	return errRetry
+}
+
+func trainerFailure(j *Job) string {
+	switch {
+	case j.Progress.OOM:
+		return "CUDA out of memory: " + j.Progress.Error + " (try a smaller --batch)"
+	case j.Progress.Error != "":
+		return fmt.Sprintf("trainer exited with code %d: %s", *j.ExitCode, j.Progress.Error)
+	default:
+		return fmt.Sprintf("trainer exited with code %d", *j.ExitCode)
+	}
+}
+
+// collect downloads the checkpoints and the log, then moves to terminating.
+// An unreachable instance is not a reason to keep it: collect gives up and
+// the instance is terminated all the same.
+func (r *runner) collect(ctx context.Context, j *Job) error {
+	dir := filepath.Join(r.cfg().DataDir, "artifacts", strconv.FormatInt(j.ID, 10))
+	artifacts := ""
+	if rm, err := r.dial(ctx, j); err != nil {
+		r.log.Warn("collect: ssh", "err", err)
+		r.milestone(ctx, j, "could not reach the instance to collect checkpoints")
+	} else if st, err := rm.Download(ctx, r.jobDir(), []string{"model/*/*.pkl", "train.log"}, dir); err != nil {
+		r.log.Warn("collect: download", "err", err)
+		r.milestone(ctx, j, "downloading the checkpoints failed: "+err.Error())
+	} else {
+		artifacts = dir
+		r.log.Info("collected", "files", st.Files, "bytes", st.Bytes)
+	}
+	r.closeRemote()
+	_, err := r.transition(ctx, j, StateTerminating, func(x *Job) { x.Artifacts = artifacts })
+	return err
+}
+
+// notifyEpochs reports the epochs completed since the last report.
+func (r *runner) notifyEpochs(ctx context.Context, j *Job) {
+	p := j.Progress
+	if p.Epoch <= j.NotifiedEpoch {
+		r.notifyChanged(ctx, j)
+		return
+	}
+	now := r.now()
+	cost := j.Cost(now)
+	forecast, _ := Forecast(j.PricePerHour, j.LaunchedAt, now, p)
+	forecast += j.Spent
+	var reps []EpochReport
+	hist := p.LossHistory
+	for e := j.NotifiedEpoch + 1; e <= p.Epoch; e++ {
+		loss := p.EpochLoss
+		if i := e - p.HistoryFrom - 1; i >= 0 && i < len(hist) {
+			loss = hist[i]
+		}
+		reps = append(reps, EpochReport{Epoch: e, Epochs: j.Spec.Epochs, Loss: loss, EpochSeconds: p.EpochSeconds,
+			ETA: roundDuration(p.ETA()).String(), Cost: cost, Forecast: forecast, GPUUtil: j.GPUUtil,
+			OverBudget: forecast > j.Spec.Budget})
+		r.event(ctx, Event{Kind: EventEpoch, Epoch: e, Loss: loss})
+	}
+	if err := r.svc.notifier.EpochsDone(ctx, j, reps); err != nil {
+		r.log.Warn("notify epochs", "err", err)
+	}
+	if _, err := r.update(ctx, j, func(x *Job) { x.NotifiedEpoch = p.Epoch }); err != nil {
+		r.log.Warn("store notified epoch", "err", err)
+	}
+	r.notifyChanged(ctx, j)
+}
+
+func (r *runner) notifyChanged(ctx context.Context, j *Job) {
+	if err := r.svc.notifier.JobChanged(ctx, j); err != nil {
+		r.log.Warn("notify change", "err", err)
+	}
+}
+
+func (r *runner) milestone(ctx context.Context, j *Job, text string) {
+	r.event(ctx, Event{Kind: EventNote, Text: text})
+	if err := r.svc.notifier.Milestone(ctx, j, text); err != nil {
+		r.log.Warn("notify milestone", "err", err)
+	}
+}
+
+func (r *runner) notifyFinished(ctx context.Context, j *Job) {
+	s := Summary{Outcome: j.Outcome, Reason: j.Reason, Cost: j.Cost(r.now()), FinalLoss: j.Progress.EpochLoss,
+		Eval: j.Progress.Eval, Artifacts: j.Artifacts, LossHistory: j.Progress.LossHistory}
+	start := j.CreatedAt
+	s.Duration = roundDuration(j.FinishedAt.Sub(start)).String()
+	if j.Artifacts != "" {
+		s.Checkpoints = listCheckpoints(j.Artifacts)
+	}
+	if j.Outcome != OutcomeSucceeded {
+		s.LogTail = j.LogTail
+		if len(s.LogTail) > 15 {
+			s.LogTail = s.LogTail[len(s.LogTail)-15:]
+		}
+	}
+	if err := r.svc.notifier.JobFinished(ctx, j, s); err != nil {
+		r.log.Warn("notify finished", "err", err)
+	}
+}
+
+func listCheckpoints(dir string) []string {
+	var out []string
+	matches, _ := filepath.Glob(filepath.Join(dir, "model", "*", "*.pkl"))
+	for _, m := range matches {
+		if rel, err := filepath.Rel(dir, m); err == nil {
+			out = append(out, rel)
+		}
+	}
+	return out
+}
+
+func appendTail(tail, lines []string, n int) []string {
+	tail = append(tail, lines...)
+	if len(tail) > n {
+		tail = append([]string(nil), tail[len(tail)-n:]...)
+	}
+	return tail
+}
+
+func lastLines(s string, n int) string {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func byteSize(n int64) string {
+	const unit = 1 << 10
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
