@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/gorilla/websocket v1.5.3
+	github.com/kelseyhightower/envconfig v1.4.0
 	github.com/pkg/sftp v1.13.12
 	github.com/slack-go/slack v0.36.0
 	go.etcd.io/bbolt v1.5.0

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+
+	"github.com/cpbot/cpbot/bot"
+	"github.com/cpbot/cpbot/jobs"
+	"github.com/cpbot/cpbot/lambda"
+	"github.com/cpbot/cpbot/store"
+)
+
+// app is the wired program, shared by the Slack and demo runs.
+type app struct {
+	db     *store.DB
+	client *lambda.Client
+	svc    *jobs.Service
+	bot    *bot.Bot
+}
+
+// wiring are the parts that differ between a real and a demo run.
+type wiring struct {
+	lambdaURL, lambdaKey string
+	sshPort              int
+	poster               bot.Poster
+	tune                 func(*jobs.Config, *bot.Config)
+}
+
+// open wires store, Lambda client, SSH key, job service and bot.
+func (m *Main) open(ctx context.Context, w wiring) (*app, error) {
+	c := m.Config
+	log := m.Logger
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := jobs.ValidateTrainCommand(c.TrainCommand); err != nil {
+		return nil, err
+	}
+	db, err := store.Open(filepath.Join(c.DataDir, "cpbot.db"), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	m.onClose(db.Close)
+
+	launchInterval := c.LaunchInterval
+	if launchInterval == 0 {
+		launchInterval = lambda.NoLaunchSpacing
+	}
+	client, err := lambda.NewClient(lambda.Config{BaseURL: w.lambdaURL, APIKey: w.lambdaKey,
+		RequestsPerSecond: c.LambdaRPS, LaunchInterval: launchInterval, Logger: log.With("system", "lambda")})
+	if err != nil {
+		return nil, err
+	}
+	signer, err := lambda.LoadOrCreateKey(c.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	key, err := lambda.RegisterKey(ctx, client, signer.PublicKey())
+	if err != nil {
+		return nil, fmt.Errorf("register the bot's SSH key with Lambda: %w", err)
+	}
+	hostKeys, err := lambda.OpenHostKeys(c.DataDir)
+	if err != nil {
+		return nil, err
+	}
+
+	bcfg := bot.Config{Users: c.Users, Admins: c.Admins, AlertChannel: c.AlertChannel, Logger: log.With("system", "bot")}
+	jcfg := jobs.Config{CodeDir: c.CodeDir, DatasetDir: c.DatasetDir, DataDir: c.DataDir, RemoteDir: c.RemoteDir,
+		TrainCommand: c.TrainCommand, InstanceTypes: c.Types, Regions: c.Regions, SSHKeyName: key.Name,
+		SSH:       lambda.SSHConfig{User: c.SSHUser, Port: w.sshPort, Signer: signer, HostKeys: hostKeys, Logger: log.With("system", "ssh")},
+		JobBudget: jobs.USD(c.JobBudget), TeamBudget: jobs.USD(c.TeamBudget),
+		BootTimeout: c.BootTimeout, PollInterval: c.PollInterval, Logger: log.With("system", "jobs")}
+	if w.tune != nil {
+		w.tune(&jcfg, &bcfg)
+	}
+	b := bot.New(bcfg, w.poster)
+	svc := jobs.NewService(jcfg, db, b, client)
+	b.Jobs = svc
+	if err := svc.Open(ctx); err != nil {
+		return nil, err
+	}
+	m.onClose(b.Close)   // runs second: drain the chat
+	m.onClose(svc.Close) // runs first: stop the runners
+	return &app{db: db, client: client, svc: svc, bot: b}, nil
+}
+
+// runSlack runs the real bot: Slack socket mode and Lambda Cloud.
+func (m *Main) runSlack(ctx context.Context) error {
+	c := m.Config
+	if m.Logger == nil {
+		m.Logger = slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	api := slack.New(c.SlackBotToken.Value(), slack.OptionAppLevelToken(c.SlackAppToken.Value()), slack.OptionAPIURL(c.SlackAPIURL))
+	poster := bot.NewSlackPoster(api, bot.PosterOptions{Logger: m.Logger.With("system", "slack")})
+	a, err := m.open(ctx, wiring{lambdaURL: c.LambdaAPIURL, lambdaKey: c.LambdaAPIKey.Value(), sshPort: c.SSHPort, poster: poster})
+	if err != nil {
+		return err
+	}
+	sm := &bot.Slack{Bot: a.bot, Client: socketmode.New(api)}
+	m.serveHTTP(ctx, a, sm.Connected)
+	m.Logger.Info("cpbot started", "version", version, "data_dir", c.DataDir)
+	return sm.Run(ctx)
+}
+
+// serveHTTP serves /healthz on CPBOT_HTTP_ADDR.
+func (m *Main) serveHTTP(ctx context.Context, a *app, chatUp func() bool) {
+	if m.Config.HTTPAddr == "" {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !chatUp() {
+			http.Error(w, "chat not connected", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Addr: m.Config.HTTPAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+			m.Logger.Error("http server", "addr", m.Config.HTTPAddr, "err", err)
+		}
+	}()
+	m.onClose(func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+}
