@@ -201,3 +201,75 @@ func TestRunnerInstanceLost(t *testing.T) {
 		t.Fatalf("outcome %s (%s), want lost", j.Outcome, j.Reason)
 	}
 }
+
+func TestRunnerAmbiguousLaunchResolvedByName(t *testing.T) {
+	// The launch creates the instance but answers 500: the runner must find
+	// it by name instead of launching a second one.
+	w := newWorld(t, worldOpts{cloud: func(s *lambdatest.Server) { s.FailLaunchAfterCreate(1) }})
+	j := w.waitState(w.submit(jobs.SubmitRequest{Epochs: 1}).ID, jobs.StateFinished)
+	if j.Outcome != jobs.OutcomeSucceeded {
+		t.Fatalf("outcome %s (%s)", j.Outcome, j.Reason)
+	}
+	if n := len(w.cloud.Instances()); n != 1 {
+		t.Errorf("%d instances exist, want 1", n)
+	}
+	w.assertNothingBilling()
+}
+
+func TestRunnerUnhealthyBootTriesNext(t *testing.T) {
+	w := newWorld(t, worldOpts{cloud: func(s *lambdatest.Server) { s.UnhealthyOnBoot(1) }})
+	j := w.waitState(w.submit(jobs.SubmitRequest{Epochs: 1}).ID, jobs.StateFinished)
+	if j.Outcome != jobs.OutcomeSucceeded || j.Attempt != 2 {
+		t.Fatalf("outcome %s after %d attempts (%s), want success on the 2nd", j.Outcome, j.Attempt, j.Reason)
+	}
+	w.assertNothingBilling()
+}
+
+func TestRunnerSSHLostBeyondGrace(t *testing.T) {
+	w := newWorld(t, worldOpts{
+		trainer: lambdatest.TrainerConfig{ItersPerEpoch: 2, IterSleep: 100 * time.Millisecond},
+		cfg:     func(c *jobs.Config) { c.SSHGrace = 500 * time.Millisecond },
+	})
+	j := w.waitState(w.submit(jobs.SubmitRequest{Epochs: 50}).ID, jobs.StateTraining)
+	host := w.Sim.Host(j.IP)
+	host.RefuseFor(time.Minute)
+	host.DropConnections()
+	j = w.waitState(j.ID, jobs.StateFinished)
+	if j.Outcome != jobs.OutcomeFailed || !strings.Contains(j.Reason, "unreachable") {
+		t.Fatalf("outcome %s (%s), want failed as unreachable", j.Outcome, j.Reason)
+	}
+	w.assertNothingBilling()
+}
+
+func TestRunnerSurvivesDroppedConnection(t *testing.T) {
+	w := newWorld(t, worldOpts{trainer: lambdatest.TrainerConfig{ItersPerEpoch: 2, IterSleep: 50 * time.Millisecond}})
+	j := w.submit(jobs.SubmitRequest{Epochs: 6})
+	waitFor(t, 30*time.Second, "an epoch", func() bool { return len(w.notes.epochsOf(j.ID)) >= 1 })
+	cur, err := w.db.Job(context.Background(), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Sim.Host(cur.IP).DropConnections()
+	j = w.waitState(j.ID, jobs.StateFinished)
+	if j.Outcome != jobs.OutcomeSucceeded {
+		t.Fatalf("outcome %s (%s)", j.Outcome, j.Reason)
+	}
+	if got := w.notes.epochsOf(j.ID); !slices.Equal(got, []int{1, 2, 3, 4, 5, 6}) {
+		t.Errorf("epochs notified %v, want each of 1..6 once", got)
+	}
+}
+
+func TestRunnerHostKeyChangeEndsJob(t *testing.T) {
+	w := newWorld(t, worldOpts{trainer: lambdatest.TrainerConfig{ItersPerEpoch: 2, IterSleep: 100 * time.Millisecond}})
+	j := w.waitState(w.submit(jobs.SubmitRequest{Epochs: 50}).ID, jobs.StateTraining)
+	host := w.Sim.Host(j.IP)
+	if err := host.RotateHostKey(); err != nil {
+		t.Fatal(err)
+	}
+	host.DropConnections()
+	j = w.waitState(j.ID, jobs.StateFinished)
+	if j.Outcome != jobs.OutcomeFailed || !strings.Contains(j.Reason, "host key") {
+		t.Fatalf("outcome %s (%s), want failed for the host key", j.Outcome, j.Reason)
+	}
+	w.assertNothingBilling()
+}

@@ -124,12 +124,14 @@ func (r *runner) train(ctx context.Context, j *Job) error {
 	if err != nil {
 		return r.sshFailed(ctx, j, err)
 	}
-	logPath := path.Join(r.jobDir(), "train.log")
-	lines, next, err := rm.Tail(ctx, logPath, j.LogOffset, logChunk)
+	// Status first, then the log: a trainer seen exited has written all
+	// of its log, so the tail that follows reads it to the end.
+	st, err := rm.TrainStatus(ctx, r.jobDir())
 	if err != nil {
 		return r.sshFailed(ctx, j, err)
 	}
-	st, err := rm.TrainStatus(ctx, r.jobDir())
+	logPath := path.Join(r.jobDir(), "train.log")
+	lines, next, err := rm.Tail(ctx, logPath, j.LogOffset, logChunk)
 	if err != nil {
 		return r.sshFailed(ctx, j, err)
 	}

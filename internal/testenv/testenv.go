@@ -30,6 +30,9 @@ type World struct {
 	Sim     *lambdatest.Sim
 	Client  *lambda.Client
 	DataDir string
+	// SimRoot holds the simulated instances' sandboxes: the home of the
+	// instance at ip is SimRoot/<ip>/home, kept after it is terminated.
+	SimRoot string
 	DB      *store.DB
 	// Config is a job service configuration for this world with fast
 	// timings; tests change what they need before use.
@@ -39,14 +42,14 @@ type World struct {
 // New builds a world.
 func New(t testing.TB, o Options) *World {
 	t.Helper()
-	w := &World{DataDir: t.TempDir()}
+	w := &World{DataDir: t.TempDir(), SimRoot: t.TempDir()}
 	if o.Trainer.ItersPerEpoch == 0 {
 		o.Trainer = lambdatest.TrainerConfig{ItersPerEpoch: 2, IterSleep: 5 * time.Millisecond}
 	}
 	if o.BootDelay == 0 {
 		o.BootDelay = 50 * time.Millisecond
 	}
-	w.Sim = lambdatest.NewSim(lambdatest.HostConfig{Root: t.TempDir(), Trainer: o.Trainer})
+	w.Sim = lambdatest.NewSim(lambdatest.HostConfig{Root: w.SimRoot, Trainer: o.Trainer})
 	t.Cleanup(func() { w.Sim.Close() })
 	w.Cloud = lambdatest.NewServer(lambdatest.Options{BootDelay: o.BootDelay, TerminateDelay: 30 * time.Millisecond, NewMachine: w.Sim.NewMachine})
 	t.Cleanup(w.Cloud.Close)
