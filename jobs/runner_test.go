@@ -29,8 +29,9 @@ func TestRunnerHappyPath(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(w.dataDir, "artifacts", "1", "model", "obj1", "3.pkl")); err != nil {
 		t.Errorf("final checkpoint not downloaded: %v", err)
 	}
-	s, ok := w.notes.summary(j.ID)
-	if !ok || s.Outcome != jobs.OutcomeSucceeded || len(s.Checkpoints) == 0 || s.Cost <= 0 {
+	waitFor(t, 5*time.Second, "the summary", func() bool { _, ok := w.notes.summary(j.ID); return ok })
+	s, _ := w.notes.summary(j.ID)
+	if s.Outcome != jobs.OutcomeSucceeded || len(s.Checkpoints) == 0 || s.Cost <= 0 {
 		t.Errorf("summary %+v", s)
 	}
 	if n := w.cloud.Launches(); n != 1 {
@@ -123,6 +124,7 @@ func TestRunnerTrainerCrash(t *testing.T) {
 	if j.Outcome != jobs.OutcomeFailed || !strings.Contains(j.Reason, "out of memory") {
 		t.Fatalf("outcome %s (%s), want failed with CUDA out of memory", j.Outcome, j.Reason)
 	}
+	waitFor(t, 5*time.Second, "the summary", func() bool { _, ok := w.notes.summary(j.ID); return ok })
 	s, _ := w.notes.summary(j.ID)
 	if len(s.LogTail) == 0 {
 		t.Error("failure summary has no log tail")
