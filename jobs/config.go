@@ -25,8 +25,11 @@ type Config struct {
 
 	BootTimeout  time.Duration // booting longer than this is a failed launch
 	PollInterval time.Duration // boot polling and log tailing period
-	SSHGrace     time.Duration // SSH unreachable longer than this ends the attempt
-	MaxAttempts  int           // launch attempts per job across candidates
+	SSHGrace     time.Duration // SSH unreachable (or a transfer stalled) longer than this ends the attempt
+	// SetupTimeout bounds the instance setup script; CollectTimeout the
+	// download of checkpoints before the instance is terminated anyway.
+	SetupTimeout, CollectTimeout time.Duration
+	MaxAttempts                  int // launch attempts per job across candidates
 
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -56,6 +59,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.SSHGrace <= 0 {
 		c.SSHGrace = 5 * time.Minute
+	}
+	if c.SetupTimeout <= 0 {
+		c.SetupTimeout = 30 * time.Minute
+	}
+	if c.CollectTimeout <= 0 {
+		c.CollectTimeout = 15 * time.Minute
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 8

@@ -73,12 +73,15 @@ func (r *runner) prepare(ctx context.Context, j *Job) error {
 	if err != nil {
 		return r.sshFailed(ctx, j, err)
 	}
-	up, err := rm.Upload(ctx, r.cfg().CodeDir, r.jobDir(), nil)
+	uctx, touch, cancel := stallGuard(ctx, r.cfg().SSHGrace)
+	defer cancel()
+	progress := func(int64, int64) { touch() }
+	up, err := rm.Upload(uctx, r.cfg().CodeDir, r.jobDir(), progress)
 	if err != nil {
 		return r.sshFailed(ctx, j, fmt.Errorf("upload code: %w", err))
 	}
 	if r.cfg().DatasetDir != "" {
-		ds, err := rm.Upload(ctx, r.cfg().DatasetDir, path.Join(r.jobDir(), "data"), nil)
+		ds, err := rm.Upload(uctx, r.cfg().DatasetDir, path.Join(r.jobDir(), "data"), progress)
 		if err != nil {
 			return r.sshFailed(ctx, j, fmt.Errorf("upload dataset: %w", err))
 		}
@@ -92,7 +95,9 @@ func (r *runner) prepare(ctx context.Context, j *Job) error {
 		byteSize(up.Bytes), up.Files, byteSize(up.BytesSent), byteSize(int64(up.Throughput()))))
 	// The setup patches the uploaded main.py, so it runs once per job dir.
 	script := SetupScript(SetupOptions{WorkDir: r.jobDir(), GPUs: 1})
-	ran, res, err := rm.RunOnce(ctx, path.Join(r.jobDir(), ".cpbot-setup-done"), script)
+	sctx, scancel := context.WithTimeout(ctx, r.cfg().SetupTimeout)
+	defer scancel()
+	ran, res, err := rm.RunOnce(sctx, path.Join(r.jobDir(), ".cpbot-setup-done"), script)
 	if err != nil {
 		return r.sshFailed(ctx, j, err)
 	}
@@ -107,7 +112,9 @@ func (r *runner) prepare(ctx context.Context, j *Job) error {
 	if err != nil {
 		return err
 	}
-	if _, err := rm.StartDetached(ctx, r.jobDir(), r.jobDir(), cmd); err != nil && !errors.Is(err, lambda.ErrAlreadyRunning) {
+	octx, ocancel := r.shortOp(ctx)
+	defer ocancel()
+	if _, err := rm.StartDetached(octx, r.jobDir(), r.jobDir(), cmd); err != nil && !errors.Is(err, lambda.ErrAlreadyRunning) {
 		return r.sshFailed(ctx, j, fmt.Errorf("start training: %w", err))
 	}
 	now := r.now()
@@ -124,18 +131,20 @@ func (r *runner) train(ctx context.Context, j *Job) error {
 	if err != nil {
 		return r.sshFailed(ctx, j, err)
 	}
+	pctx, cancel := r.shortOp(ctx)
+	defer cancel()
 	// Status first, then the log: a trainer seen exited has written all
 	// of its log, so the tail that follows reads it to the end.
-	st, err := rm.TrainStatus(ctx, r.jobDir())
+	st, err := rm.TrainStatus(pctx, r.jobDir())
 	if err != nil {
 		return r.sshFailed(ctx, j, err)
 	}
 	logPath := path.Join(r.jobDir(), "train.log")
-	lines, next, err := rm.Tail(ctx, logPath, j.LogOffset, logChunk)
+	lines, next, err := rm.Tail(pctx, logPath, j.LogOffset, logChunk)
 	if err != nil {
 		return r.sshFailed(ctx, j, err)
 	}
-	gpu, gerr := rm.GPU(ctx)
+	gpu, gerr := rm.GPU(pctx)
 	now := r.now()
 
 	tr := NewTracker(j.Spec.Epochs)
@@ -211,7 +220,7 @@ func (r *runner) collect(ctx context.Context, j *Job) error {
 	if rm, err := r.dial(ctx, j); err != nil {
 		r.log.Warn("collect: ssh", "err", err)
 		r.milestone(ctx, j, "could not reach the instance to collect checkpoints")
-	} else if st, err := rm.Download(ctx, r.jobDir(), []string{"model/*/*.pkl", "train.log"}, dir); err != nil {
+	} else if st, err := r.download(ctx, rm, dir); err != nil {
 		r.log.Warn("collect: download", "err", err)
 		r.milestone(ctx, j, "downloading the checkpoints failed: "+err.Error())
 	} else {
@@ -221,6 +230,13 @@ func (r *runner) collect(ctx context.Context, j *Job) error {
 	r.closeRemote()
 	_, err := r.transition(ctx, j, StateTerminating, func(x *Job) { x.Artifacts = artifacts })
 	return err
+}
+
+// download fetches the checkpoints and the log within CollectTimeout.
+func (r *runner) download(ctx context.Context, rm *lambda.Remote, dir string) (lambda.DownloadStats, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg().CollectTimeout)
+	defer cancel()
+	return rm.Download(ctx, r.jobDir(), []string{"model/*/*.pkl", "train.log"}, dir)
 }
 
 // notifyEpochs reports the epochs completed since the last report.
