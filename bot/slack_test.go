@@ -3,6 +3,7 @@ package bot_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -358,10 +359,63 @@ func TestSlackRepliesToQueries(t *testing.T) {
 	w.reply(t, "C0ONE", "$900.00")
 	w.slash(t, "U1", "C0ONE", "help")
 	w.reply(t, "C0ONE", "/contourpose train")
-	if err := w.bot.PublishHome(context.Background(), "U1"); err != nil {
+	// Opening the App Home tab publishes the running jobs and the spend.
+	if _, err := w.slack.SendAppHomeOpened(context.Background(), "U1"); err != nil {
 		t.Fatal(err)
 	}
-	if v := w.slack.Views(); len(v) != 1 || v[0].UserID != "U1" {
-		t.Errorf("views %+v, want one App Home for U1", v)
+	testenv.WaitFor(t, 10*time.Second, "the App Home view", func() bool { return len(w.slack.Views()) == 1 })
+	if v := w.slack.Views()[0]; v.UserID != "U1" || !strings.Contains(string(v.View), "$900.00") {
+		t.Errorf("view for %s: %s, want U1's home with the budget", v.UserID, v.View)
 	}
+}
+
+// BenchmarkAck measures how fast envelopes are acked with 200 commands in
+// flight (target p99 < 50 ms): each is acked before its work starts.
+func BenchmarkAck(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		benchAck(b)
+	}
+}
+
+func benchAck(b *testing.B) {
+	tw := testenv.New(b, testenv.Options{})
+	srv := slacktest.NewServer()
+	defer srv.Close()
+	api := slack.New(srv.BotToken(), slack.OptionAppLevelToken(srv.AppToken()), slack.OptionAPIURL(srv.URL()+"/api/"))
+	bt := bot.New(bot.Config{}, bot.NewSlackPoster(api, bot.PosterOptions{PerChannel: 1000, UpdatePerChannel: 1000}))
+	svc := jobs.NewService(tw.Config, tw.DB, bt, tw.Client)
+	bt.Jobs = svc
+	if err := svc.Open(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer svc.Close()
+	defer bt.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sm := &bot.Slack{Bot: bt, Client: socketmode.New(api)}
+	go sm.Run(ctx)
+
+	const n = 200
+	sent := make([]time.Time, n)
+	ids := make([]string, n)
+	texts := []string{"gpus", "jobs", "cost", "status", "train obj1 bogus", "help"}
+	for k := 0; k < n; k++ {
+		sent[k] = time.Now()
+		id, err := srv.SendSlashCommand(ctx, slacktest.SlashCommand{UserID: "U1", ChannelID: "C0ONE", Text: texts[k%len(texts)]})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[k] = id
+	}
+	lat := make([]time.Duration, n)
+	for k, id := range ids {
+		ack, err := srv.WaitAck(ctx, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lat[k] = ack.At.Sub(sent[k])
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[n*99/100].Microseconds())/1000, "ms-p99-ack")
+	b.ReportMetric(float64(lat[n/2].Microseconds())/1000, "ms-p50-ack")
 }

@@ -149,3 +149,36 @@ func nameOf(id string) string {
 func newTriggerID() string {
 	return fmt.Sprintf("%d.%d.%s", time.Now().Unix(), 1000000+time.Now().Nanosecond()%1000000, randomHex(16))
 }
+
+// SendAppHomeOpened delivers an events_api envelope with an
+// app_home_opened event (tab "home") for user, waiting for a client to
+// connect until ctx ends, and returns the envelope id.
+func (s *Server) SendAppHomeOpened(ctx context.Context, user string) (string, error) {
+	id := newEnvelopeID()
+	user = orDefault(user, DefaultUser)
+	s.mu.Lock()
+	ts := s.nextTSLocked()
+	s.mu.Unlock()
+	payload, err := json.Marshal(map[string]any{
+		"token":      VerificationToken,
+		"team_id":    TeamID,
+		"api_app_id": AppID,
+		"type":       "event_callback",
+		"event_id":   "Ev" + randomHex(5),
+		"event_time": time.Now().Unix(),
+		"event": map[string]any{
+			"type":     "app_home_opened",
+			"user":     user,
+			"channel":  "D" + randomHex(4),
+			"tab":      "home",
+			"event_ts": ts,
+		},
+	})
+	if err != nil {
+		return "", fmt.Errorf("encode app_home_opened: %w", err)
+	}
+	if err := s.deliver(ctx, &envelope{id: id, kind: "events_api", payload: payload}); err != nil {
+		return "", err
+	}
+	return id, nil
+}
