@@ -98,5 +98,6 @@ func forecastFromHistory(history []*Job, class, typ string, epochs int) (Money, 
 		return 0, false
 	}
 	d := time.Duration(secs/float64(n)*float64(epochs))*time.Second + bootOverhead
-	return Cost(price, time.Time{}, time.Time{}.Add(d)), true
+	base := time.Unix(0, 0) // Cost bills nothing from a zero launch time
+	return Cost(price, base, base.Add(d)), true
 }

@@ -67,7 +67,7 @@ func (s *Service) Close() error {
 func (s *Service) start(id int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.running[id] != nil {
+	if s.closed || s.ctx == nil || s.running[id] != nil {
 		return
 	}
 	wake := make(chan struct{}, 1)

@@ -36,6 +36,9 @@ type Store interface {
 	// so recording the same figure again is harmless.
 	RecordCost(ctx context.Context, jobID int64, user, month string, amount Money) error
 
+	// RecordCosts records several costs in one transaction.
+	RecordCosts(ctx context.Context, recs []CostRecord) error
+
 	// Spend returns a month's total and its split by user.
 	Spend(ctx context.Context, month string) (total Money, byUser map[string]Money, err error)
 
@@ -48,6 +51,14 @@ type Store interface {
 	// Once records key and reports whether this was the first time: an
 	// alert sent under a key is never sent again, even after a restart.
 	Once(ctx context.Context, key string) (first bool, err error)
+}
+
+// CostRecord is one ledger entry: what a job has cost in a month.
+type CostRecord struct {
+	JobID  int64
+	User   string
+	Month  string // "2026-12"
+	Amount Money
 }
 
 // JobFilter selects jobs. Zero fields match everything.

@@ -46,6 +46,37 @@ func (d *DB) RecordCost(ctx context.Context, jobID int64, user, month string, am
 	})
 }
 
+// RecordCosts sets several ledger entries in one transaction, as
+// RecordCost does one; the watchdog records every live job each tick.
+func (d *DB) RecordCosts(ctx context.Context, recs []jobs.CostRecord) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if err := checkMonth(r.Month); err != nil {
+			return err
+		}
+		if r.Amount < 0 {
+			return jobs.Errorf(jobs.EINVALID, "negative cost %v for job #%d", r.Amount, r.JobID)
+		}
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	return d.db.Update(func(tx *bolt.Tx) error {
+		for _, r := range recs {
+			b, err := tx.Bucket(bucketLedger).CreateBucketIfNotExists([]byte(r.Month))
+			if err != nil {
+				return fmt.Errorf("record cost of job #%d: %w", r.JobID, err)
+			}
+			if err := putJSON(b, itob(uint64(r.JobID)), ledgerEntry{User: r.User, Amount: r.Amount}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // Spend returns a month's total and its split by user, summed from the
 // per-job entries. A month with no entries has total zero and an empty map.
 func (d *DB) Spend(ctx context.Context, month string) (jobs.Money, map[string]jobs.Money, error) {

@@ -184,3 +184,28 @@ func TestOnce(t *testing.T) {
 		t.Errorf("after reopen Once(fresh) = %v, %v; want true", first, err)
 	}
 }
+
+func TestRecordCostsBatch(t *testing.T) {
+	db := MustOpenDB(t)
+	ctx := context.Background()
+	recs := []jobs.CostRecord{
+		{JobID: 1, User: "U1", Month: "2026-12", Amount: jobs.USD(1.5)},
+		{JobID: 2, User: "U2", Month: "2026-12", Amount: jobs.USD(2)},
+		{JobID: 3, User: "U1", Month: "2026-11", Amount: jobs.USD(4)},
+	}
+	for i := 0; i < 2; i++ { // set, not add: recording twice changes nothing
+		if err := db.RecordCosts(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total, byUser, err := db.Spend(ctx, "2026-12")
+	if err != nil || total != jobs.USD(3.5) || byUser["U1"] != jobs.USD(1.5) || byUser["U2"] != jobs.USD(2) {
+		t.Errorf("December: %v %v %v", total, byUser, err)
+	}
+	if err := db.RecordCosts(ctx, []jobs.CostRecord{{JobID: 4, Month: "Dec", Amount: 1}}); jobs.ErrorCode(err) != jobs.EINVALID {
+		t.Errorf("bad month: %v, want EINVALID", err)
+	}
+	if err := db.RecordCosts(ctx, nil); err != nil {
+		t.Errorf("empty batch: %v", err)
+	}
+}

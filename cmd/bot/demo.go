@@ -50,6 +50,7 @@ func (m *Main) runDemo(ctx context.Context) error {
 	m.onClose(func() error { cloud.Close(); return nil })
 
 	c.LambdaRPS, c.LaunchInterval = 50, 0
+	c.Watchdog, c.IdleAfter = "@every 5s", time.Minute
 	console := &bot.Console{Out: m.Stdout, Dir: filepath.Join(dir, "uploads")}
 	a, err := m.open(ctx, wiring{lambdaURL: cloud.URL(), lambdaKey: cloud.APIKey(), sshPort: sim.Port(), poster: console,
 		tune: func(jc *jobs.Config, bc *bot.Config) {

@@ -20,10 +20,11 @@ import (
 
 // app is the wired program, shared by the Slack and demo runs.
 type app struct {
-	db     *store.DB
-	client *lambda.Client
-	svc    *jobs.Service
-	bot    *bot.Bot
+	db       *store.DB
+	client   *lambda.Client
+	svc      *jobs.Service
+	bot      *bot.Bot
+	watchdog *jobs.Watchdog
 }
 
 // wiring are the parts that differ between a real and a demo run.
@@ -87,9 +88,15 @@ func (m *Main) open(ctx context.Context, w wiring) (*app, error) {
 	if err := svc.Open(ctx); err != nil {
 		return nil, err
 	}
-	m.onClose(b.Close)   // runs second: drain the chat
-	m.onClose(svc.Close) // runs first: stop the runners
-	return &app{db: db, client: client, svc: svc, bot: b}, nil
+	m.onClose(b.Close)   // runs third: drain the chat
+	m.onClose(svc.Close) // runs second: stop the runners
+	wd := jobs.NewWatchdog(svc, jobs.WatchdogConfig{Schedule: c.Watchdog, DigestSchedule: c.Digest,
+		IdleAfter: c.IdleAfter, OrphanGrace: c.OrphanGrace})
+	if err := wd.Open(); err != nil {
+		return nil, err
+	}
+	m.onClose(wd.Close) // runs first
+	return &app{db: db, client: client, svc: svc, bot: b, watchdog: wd}, nil
 }
 
 // runSlack runs the real bot: Slack socket mode and Lambda Cloud.
