@@ -177,15 +177,7 @@ func (b *Bot) run(ctx context.Context, inv Invocation, cmd Command) (string, err
 	case VerbLogs:
 		return b.logs(ctx, cmd.JobID)
 	case VerbCost:
-		total, byUser, err := b.Jobs.MonthSpend(ctx)
-		if err != nil {
-			return "", err
-		}
-		budget, err := b.Jobs.TeamBudget(ctx)
-		if err != nil {
-			return "", err
-		}
-		return CostText(total, budget, byUser, b.Now().UTC().Format("January 2006")), nil
+		return b.cost(ctx)
 	case VerbBudget:
 		if cmd.SetBudget > 0 {
 			if err := b.Jobs.SetTeamBudget(ctx, jobs.USD(cmd.SetBudget), b.isAdmin(inv.UserID)); err != nil {
@@ -193,15 +185,7 @@ func (b *Bot) run(ctx context.Context, inv Invocation, cmd Command) (string, err
 			}
 			return fmt.Sprintf("the team budget is now %s a month", jobs.USD(cmd.SetBudget)), nil
 		}
-		total, byUser, err := b.Jobs.MonthSpend(ctx)
-		if err != nil {
-			return "", err
-		}
-		budget, err := b.Jobs.TeamBudget(ctx)
-		if err != nil {
-			return "", err
-		}
-		return CostText(total, budget, byUser, b.Now().UTC().Format("January 2006")), nil
+		return b.cost(ctx)
 	case VerbGPUs:
 		opts, err := b.Jobs.GPUs(ctx)
 		if err != nil {
@@ -227,6 +211,19 @@ func (b *Bot) train(ctx context.Context, inv Invocation, cmd Command) (string, e
 		labels[i] = j.Label()
 	}
 	return "queued " + strings.Join(labels, ", ") + "; progress is in the job card's thread", nil
+}
+
+// cost is this month's spend per person and for the team, against the budget.
+func (b *Bot) cost(ctx context.Context) (string, error) {
+	total, byUser, err := b.Jobs.MonthSpend(ctx)
+	if err != nil {
+		return "", err
+	}
+	budget, err := b.Jobs.TeamBudget(ctx)
+	if err != nil {
+		return "", err
+	}
+	return CostText(total, budget, byUser, b.Now().UTC().Format("January 2006")), nil
 }
 
 func (b *Bot) logs(ctx context.Context, id int64) (string, error) {

@@ -58,7 +58,7 @@ func (r *runner) launch(ctx context.Context, j *Job) error {
 			return r.launched(ctx, j, inst.ID)
 		}
 		var uerr error
-		if j, uerr = r.update(ctx, j, func(x *Job) { x.InstanceName = "" }); uerr != nil {
+		if j, uerr = r.update(ctx, j, notLaunched); uerr != nil {
 			return uerr
 		}
 	}
@@ -79,9 +79,11 @@ func (r *runner) launch(ctx context.Context, j *Job) error {
 			return nil // the loop handles the stop
 		}
 		name := fmt.Sprintf("cpbot-%d-%d", j.ID, j.Attempt+1)
+		launchAt := r.now()
 		j, err = r.update(ctx, j, func(x *Job) {
 			x.Attempt++
 			x.InstanceName = name
+			x.LaunchedAt = launchAt // billing may start with the call
 			x.InstanceType, x.Region = c.InstanceType.Name, c.Region
 			x.PricePerHour = PriceFromCents(c.InstanceType.PriceCentsPerHour)
 			x.Tried = append(x.Tried, key)
@@ -99,15 +101,27 @@ func (r *runner) launch(ctx context.Context, j *Job) error {
 			return fmt.Errorf("%w: launch %s: %v", errRetry, name, err)
 		case lambda.IsCapacity(err):
 			r.log.Info("no capacity", "type", c.InstanceType.Name, "region", c.Region)
-			if j, err = r.update(ctx, j, func(x *Job) { x.InstanceName = "" }); err != nil {
+			if j, err = r.update(ctx, j, notLaunched); err != nil {
 				return err
 			}
-		case lambda.IsRateLimited(err) || ctx.Err() != nil:
-			return fmt.Errorf("%w: launch: %v", errRetry, err)
+		case lambda.IsRateLimited(err):
+			// Nothing was created: the next pass tries this candidate again.
+			if j, err = r.update(ctx, j, func(x *Job) {
+				notLaunched(x)
+				x.Tried = x.Tried[:len(x.Tried)-1]
+				x.Attempt--
+			}); err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: launch rate limited", errRetry)
+		case ctx.Err() != nil:
+			// Interrupted: the outcome is unknown, the next pass looks the
+			// instance up by name.
+			return ctx.Err()
 		default:
 			// Quota, key or request problems: another candidate would fail
 			// the same way. Nothing was created.
-			_, ferr := r.finish(ctx, j, OutcomeFailed, "Lambda refused the launch: "+launchErrorText(err), func(x *Job) { x.InstanceName = "" })
+			_, ferr := r.finish(ctx, j, OutcomeFailed, "Lambda refused the launch: "+launchErrorText(err), notLaunched)
 			return ferr
 		}
 	}
@@ -115,8 +129,15 @@ func (r *runner) launch(ctx context.Context, j *Job) error {
 	if len(j.Tried) == 0 {
 		reason = fmt.Sprintf("none of the GPU types %s is offered in the allowed regions", strings.Join(j.Spec.GPUTypes, ", "))
 	}
-	_, err = r.finish(ctx, j, OutcomeFailed, reason, func(x *Job) { x.InstanceName = "" })
+	_, err = r.finish(ctx, j, OutcomeFailed, reason, notLaunched)
 	return err
+}
+
+// notLaunched forgets a launch that Lambda refused: nothing was created,
+// nothing bills.
+func notLaunched(x *Job) {
+	x.InstanceName = ""
+	x.LaunchedAt = time.Time{}
 }
 
 func launchErrorText(err error) string {
@@ -135,7 +156,9 @@ func (r *runner) launched(ctx context.Context, j *Job, id string) error {
 	now := r.now()
 	nj, err := r.transition(ctx, j, StateBooting, func(x *Job) {
 		x.InstanceID = id
-		x.LaunchedAt = now
+		if x.LaunchedAt.IsZero() {
+			x.LaunchedAt = now
+		}
 	})
 	if err != nil {
 		return err
@@ -197,7 +220,12 @@ func (r *runner) terminate(ctx context.Context, j *Job) error {
 			return fmt.Errorf("%w: find %s: %v", errRetry, j.InstanceName, err)
 		}
 		if found {
-			if j, err = r.update(ctx, j, func(x *Job) { x.InstanceID = inst.ID; x.LaunchedAt = r.now() }); err != nil {
+			if j, err = r.update(ctx, j, func(x *Job) {
+				x.InstanceID = inst.ID
+				if x.LaunchedAt.IsZero() {
+					x.LaunchedAt = r.now()
+				}
+			}); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -154,12 +155,8 @@ func (r *runner) train(ctx context.Context, j *Job) error {
 	}
 	busy := len(lines) > 0
 	util := -1.0
-	if gerr == nil && len(gpu) > 0 {
-		util = 0
-		for _, g := range gpu {
-			util += g.UtilPercent
-		}
-		util /= float64(len(gpu))
+	if n, sum := finiteUtil(gpu); gerr == nil && n > 0 {
+		util = sum / float64(n)
 		busy = util >= idleGPUPercent
 	}
 	drained := next-j.LogOffset < logChunk
@@ -198,6 +195,18 @@ func (r *runner) train(ctx context.Context, j *Job) error {
 		return nil // more log to read right away
 	}
 	return errRetry
+}
+
+// finiteUtil sums the GPU utilisations that were measured ([N/A] reads as
+// NaN and is left out).
+func finiteUtil(gpu []lambda.GPUSample) (n int, sum float64) {
+	for _, g := range gpu {
+		if !math.IsNaN(g.UtilPercent) && !math.IsInf(g.UtilPercent, 0) {
+			n++
+			sum += g.UtilPercent
+		}
+	}
+	return n, sum
 }
 
 func trainerFailure(j *Job) string {
