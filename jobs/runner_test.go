@@ -23,7 +23,7 @@ func TestRunnerHappyPath(t *testing.T) {
 	if got := w.notes.epochsOf(j.ID); !slices.Equal(got, []int{1, 2, 3}) {
 		t.Errorf("epochs notified %v, want [1 2 3]", got)
 	}
-	if j.Progress.Epoch != 3 || len(j.Progress.LossHistory) != 3 {
+	if j.Progress.Epoch != 3 || j.Progress.Epochs != 3 || len(j.Progress.LossHistory) != 3 {
 		t.Errorf("progress %+v, want 3 epochs with losses", j.Progress)
 	}
 	if _, err := os.Stat(filepath.Join(w.dataDir, "artifacts", "1", "model", "obj1", "3.pkl")); err != nil {

@@ -150,6 +150,9 @@ func (r *runner) train(ctx context.Context, j *Job) error {
 
 	tr := NewTracker(j.Spec.Epochs)
 	tr.P = j.Progress
+	if tr.P.Epochs == 0 {
+		tr.P.Epochs = j.Spec.Epochs
+	}
 	for _, l := range lines {
 		tr.Feed(l)
 	}
@@ -257,8 +260,11 @@ func (r *runner) notifyEpochs(ctx context.Context, j *Job) {
 	}
 	now := r.now()
 	cost := j.Cost(now)
-	forecast, _ := Forecast(j.PricePerHour, j.LaunchedAt, now, p)
+	forecast, known := Forecast(j.PricePerHour, j.LaunchedAt, now, p)
 	forecast += j.Spent
+	if !known {
+		forecast = 0
+	}
 	var reps []EpochReport
 	hist := p.LossHistory
 	for e := j.NotifiedEpoch + 1; e <= p.Epoch; e++ {
