@@ -31,7 +31,11 @@ func (r *runner) dial(ctx context.Context, j *Job) (*lambda.Remote, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, r.cfg().SSHGrace)
 	defer cancel()
-	rm, err := lambda.DialRemote(dctx, r.cfg().SSH, j.InstanceID, j.IP)
+	sc := r.cfg().SSH
+	if sc.Logger != nil {
+		sc.Logger = sc.Logger.With("job", j.ID)
+	}
+	rm, err := lambda.DialRemote(dctx, sc, j.InstanceID, j.IP)
 	if err != nil {
 		return nil, err
 	}

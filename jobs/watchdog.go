@@ -62,7 +62,7 @@ func NewWatchdog(svc *Service, cfg WatchdogConfig) *Watchdog {
 	if cfg.StuckAfter <= 0 {
 		cfg.StuckAfter = 5 * time.Minute
 	}
-	return &Watchdog{svc: svc, cfg: cfg, log: svc.cfg.Logger.With("system", "watchdog")}
+	return &Watchdog{svc: svc, cfg: cfg, log: svc.cfg.Logger.With("component", "watchdog")}
 }
 
 // Open starts the cron schedules. A bad cron spec is an error.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -63,6 +64,9 @@ type Config struct {
 	Users        []string      `envconfig:"CPBOT_USERS"`
 	Admins       []string      `envconfig:"CPBOT_ADMINS"`
 	HTTPAddr     string        `envconfig:"CPBOT_HTTP_ADDR" default:"127.0.0.1:9090"`
+	// HTTPAddrSet reports whether CPBOT_HTTP_ADDR was set at all: the demo
+	// serves /healthz and /metrics only then.
+	HTTPAddrSet bool `ignored:"true"`
 }
 
 // LoadConfig reads the configuration from the environment.
@@ -71,6 +75,7 @@ func LoadConfig() (Config, error) {
 	if err := envconfig.Process("", &c); err != nil {
 		return c, fmt.Errorf("configuration: %w", err)
 	}
+	_, c.HTTPAddrSet = os.LookupEnv("CPBOT_HTTP_ADDR")
 	return c, nil
 }
 

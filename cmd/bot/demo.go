@@ -62,6 +62,7 @@ func (m *Main) runDemo(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.demoHTTP(a)
 	fmt.Fprintf(m.Stdout, "cpbot demo: a fake Lambda Cloud with simulated GPU instances; data in %s\n", dir)
 	fmt.Fprintln(m.Stdout, "type a command such as `train obj1 3`, `gpus`, `jobs`, `cost` or `help`; Ctrl-D to finish")
 	if err := a.bot.RunConsole(ctx, m.Stdin); err != nil {
@@ -93,4 +94,23 @@ func allTerminated(cloud *lambdatest.Server) bool {
 		}
 	}
 	return true
+}
+
+// demoHTTP serves /healthz and /metrics in the demo only when
+// CPBOT_HTTP_ADDR was set explicitly; a busy port is reported, not fatal.
+func (m *Main) demoHTTP(a *app) {
+	if !m.Config.HTTPAddrSet {
+		return
+	}
+	ln, err := m.listenHTTP()
+	if err != nil {
+		m.Logger.Warn("demo without /healthz and /metrics", "system", "http", "err", err)
+		fmt.Fprintln(m.Stdout, "cpbot demo:", err)
+		return
+	}
+	if ln == nil {
+		return
+	}
+	m.serveHTTP(ln, newHTTPHandler(m.health(a, func() bool { return true }), m.metrics))
+	fmt.Fprintf(m.Stdout, "cpbot demo: /healthz and /metrics on http://%s\n", ln.Addr())
 }

@@ -12,11 +12,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 func main() {
 	m := NewMain()
@@ -28,7 +26,7 @@ func main() {
 		os.Exit(2)
 	}
 	if m.ShowVersion {
-		fmt.Println("cpbot", version)
+		fmt.Fprintln(m.Stdout, "cpbot", buildVersion())
 		return
 	}
 
@@ -68,7 +66,12 @@ type Main struct {
 	Stderr io.Writer
 
 	Logger  *slog.Logger
+	metrics *Metrics
 	closers []func() error
+
+	mu       sync.Mutex
+	httpAddr string // where /healthz and /metrics are served, once they are
+
 }
 
 // NewMain returns a Main reading the process's standard streams.
@@ -120,3 +123,11 @@ func (m *Main) Close() error {
 }
 
 func (m *Main) onClose(f func() error) { m.closers = append(m.closers, f) }
+
+// HTTPAddr returns the address /healthz and /metrics are served on, once
+// Run has started serving them; "" before, or when the server is off.
+func (m *Main) HTTPAddr() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.httpAddr
+}

@@ -55,8 +55,13 @@ func (m *Main) open(ctx context.Context, w wiring) (*app, error) {
 	if launchInterval == 0 {
 		launchInterval = lambda.NoLaunchSpacing
 	}
+	if m.metrics == nil {
+		m.metrics = NewMetrics(buildVersion(), log.With("system", "metrics"))
+	}
+	// The client and the SSH connections add their own "system" key.
 	client, err := lambda.NewClient(lambda.Config{BaseURL: w.lambdaURL, APIKey: w.lambdaKey,
-		RequestsPerSecond: c.LambdaRPS, LaunchInterval: launchInterval, Logger: log.With("system", "lambda")})
+		HTTPClient:        &http.Client{Timeout: lambda.DefaultRequestTimeout, Transport: m.metrics.LambdaTransport(nil)},
+		RequestsPerSecond: c.LambdaRPS, LaunchInterval: launchInterval, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +81,7 @@ func (m *Main) open(ctx context.Context, w wiring) (*app, error) {
 	bcfg := bot.Config{Users: c.Users, Admins: c.Admins, AlertChannel: c.AlertChannel, Logger: log.With("system", "bot")}
 	jcfg := jobs.Config{CodeDir: c.CodeDir, DatasetDir: c.DatasetDir, DataDir: c.DataDir, RemoteDir: c.RemoteDir,
 		TrainCommand: c.TrainCommand, InstanceTypes: c.Types, Regions: c.Regions, SSHKeyName: key.Name,
-		SSH:       lambda.SSHConfig{User: c.SSHUser, Port: w.sshPort, Signer: signer, HostKeys: hostKeys, Logger: log.With("system", "ssh")},
+		SSH:       lambda.SSHConfig{User: c.SSHUser, Port: w.sshPort, Signer: signer, HostKeys: hostKeys, Logger: log},
 		JobBudget: jobs.USD(c.JobBudget), TeamBudget: jobs.USD(c.TeamBudget),
 		BootTimeout: c.BootTimeout, PollInterval: c.PollInterval, Logger: log.With("system", "jobs")}
 	if w.tune != nil {
@@ -96,49 +101,45 @@ func (m *Main) open(ctx context.Context, w wiring) (*app, error) {
 		return nil, err
 	}
 	m.onClose(wd.Close) // runs first
+	if err := m.metrics.RegisterJobs(svc); err != nil {
+		return nil, err
+	}
 	return &app{db: db, client: client, svc: svc, bot: b, watchdog: wd}, nil
 }
 
-// runSlack runs the real bot: Slack socket mode and Lambda Cloud.
+// slackHTTPTimeout bounds one Slack Web API request, a chart upload
+// included.
+const slackHTTPTimeout = 2 * time.Minute
+
+// runSlack runs the real bot: Slack socket mode and Lambda Cloud, with
+// /healthz and /metrics on CPBOT_HTTP_ADDR.
 func (m *Main) runSlack(ctx context.Context) error {
 	c := m.Config
 	if m.Logger == nil {
 		m.Logger = slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	api := slack.New(c.SlackBotToken.Value(), slack.OptionAppLevelToken(c.SlackAppToken.Value()), slack.OptionAPIURL(c.SlackAPIURL))
-	poster := bot.NewSlackPoster(api, bot.PosterOptions{Logger: m.Logger.With("system", "slack")})
+	// Bind first: a busy port is a startup error before anything is wired.
+	ln, err := m.listenHTTP()
+	if err != nil {
+		return err
+	}
+	if ln != nil {
+		m.onClose(func() error { ln.Close(); return nil }) // unless served (then Shutdown closes it)
+	}
+	m.metrics = NewMetrics(buildVersion(), m.Logger.With("system", "metrics"))
+	httpClient := &http.Client{Timeout: slackHTTPTimeout, Transport: m.metrics.SlackTransport(nil)}
+	api := slack.New(c.SlackBotToken.Value(), slack.OptionAppLevelToken(c.SlackAppToken.Value()),
+		slack.OptionAPIURL(c.SlackAPIURL), slack.OptionHTTPClient(httpClient))
+	// The poster adds its own "system" key.
+	poster := bot.NewSlackPoster(api, bot.PosterOptions{Logger: m.Logger})
 	a, err := m.open(ctx, wiring{lambdaURL: c.LambdaAPIURL, lambdaKey: c.LambdaAPIKey.Value(), sshPort: c.SSHPort, poster: poster})
 	if err != nil {
 		return err
 	}
 	sm := &bot.Slack{Bot: a.bot, Client: socketmode.New(api)}
-	m.serveHTTP(ctx, a, sm.Connected)
-	m.Logger.Info("cpbot started", "version", version, "data_dir", c.DataDir)
-	return sm.Run(ctx)
-}
-
-// serveHTTP serves /healthz on CPBOT_HTTP_ADDR.
-func (m *Main) serveHTTP(ctx context.Context, a *app, chatUp func() bool) {
-	if m.Config.HTTPAddr == "" {
-		return
+	if ln != nil {
+		m.serveHTTP(ln, newHTTPHandler(m.health(a, sm.Connected), m.metrics))
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if !chatUp() {
-			http.Error(w, "chat not connected", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	srv := &http.Server{Addr: m.Config.HTTPAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
-			m.Logger.Error("http server", "addr", m.Config.HTTPAddr, "err", err)
-		}
-	}()
-	m.onClose(func() error {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	})
+	m.Logger.Info("cpbot started", "system", "main", "version", buildVersion(), "data_dir", c.DataDir)
+	return sm.Run(ctx)
 }
