@@ -146,7 +146,7 @@ func SummaryText(j *jobs.Job, s jobs.Summary) string {
 	if s.Artifacts != "" {
 		a := "checkpoints in `" + artifactsLabel(s.Artifacts) + "`"
 		if n := len(s.Checkpoints); n > 0 {
-			a += " (" + strconv.Itoa(n) + " files)"
+			a += " (" + plural(n, "file") + ")"
 		}
 		parts = append(parts, a)
 	}
@@ -174,4 +174,12 @@ func LogsText(j *jobs.Job, lines []string) string {
 	}
 	head += " · last lines of train.log"
 	return head + "\n" + codeBlock(lines, MaxTextLen-len(head)-1)
+}
+
+// plural is "1 file", "15 files".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
