@@ -24,6 +24,7 @@ type Jobs interface {
 	TeamBudget(ctx context.Context) (jobs.Money, error)
 	SetTeamBudget(ctx context.Context, m jobs.Money, admin bool) error
 	GPUs(ctx context.Context) ([]jobs.GPUOption, error)
+	Delivered(ctx context.Context, id, seq int64) error
 }
 
 var _ Jobs = (*jobs.Service)(nil)

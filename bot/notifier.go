@@ -35,6 +35,7 @@ type card struct {
 
 type outItem struct {
 	job    *jobs.Job
+	seq    int64 // the job event it delivers (the last one, merged epochs)
 	text   string
 	epochs []jobs.EpochReport
 	chart  *chart
@@ -113,38 +114,41 @@ func (b *Bot) JobChanged(_ context.Context, j *jobs.Job) error {
 }
 
 // Milestone adds a line to the job's thread.
-func (b *Bot) Milestone(_ context.Context, j *jobs.Job, text string) error {
+func (b *Bot) Milestone(_ context.Context, j *jobs.Job, seq int64, text string) error {
 	return b.enqueue(j, func(c *card) {
 		c.job = j
-		c.queue = append(c.queue, outItem{text: MilestoneText(j, text)})
+		c.queue = append(c.queue, outItem{seq: seq, text: MilestoneText(j, text)})
 	})
 }
 
 // EpochsDone reports epochs in the thread; epochs not yet sent merge into
 // one reply.
-func (b *Bot) EpochsDone(_ context.Context, j *jobs.Job, reps []jobs.EpochReport) error {
+func (b *Bot) EpochsDone(_ context.Context, j *jobs.Job, seq int64, reps []jobs.EpochReport) error {
 	return b.enqueue(j, func(c *card) {
 		c.job = j
 		if n := len(c.queue); n > 0 && c.queue[n-1].epochs != nil {
-			c.queue[n-1].job = j
+			c.queue[n-1].job, c.queue[n-1].seq = j, seq
 			c.queue[n-1].epochs = append(c.queue[n-1].epochs, reps...)
 			return
 		}
-		c.queue = append(c.queue, outItem{job: j, epochs: append([]jobs.EpochReport(nil), reps...)})
+		c.queue = append(c.queue, outItem{job: j, seq: seq, epochs: append([]jobs.EpochReport(nil), reps...)})
 	})
 }
 
 // JobFinished posts the summary and the loss curve, and updates the card a
 // last time.
-func (b *Bot) JobFinished(_ context.Context, j *jobs.Job, s jobs.Summary) error {
+func (b *Bot) JobFinished(_ context.Context, j *jobs.Job, seq int64, s jobs.Summary) error {
 	return b.enqueue(j, func(c *card) {
 		c.job = j
 		c.final = true
-		c.queue = append(c.queue, outItem{text: SummaryText(j, s)})
+		text := outItem{text: SummaryText(j, s)}
 		if countFinite(s.LossHistory) > 0 {
-			c.queue = append(c.queue, outItem{chart: &chart{title: fmt.Sprintf("%s loss", j.Label()),
+			c.queue = append(c.queue, text, outItem{seq: seq, chart: &chart{title: fmt.Sprintf("%s loss", j.Label()),
 				first: j.Progress.HistoryFrom + 1, losses: s.LossHistory}})
+			return
 		}
+		text.seq = seq
+		c.queue = append(c.queue, text)
 	})
 }
 
@@ -228,6 +232,21 @@ func (c *card) send() {
 				b.Logger.Warn("thread reply", "job", c.id, "err", err)
 			}
 		}
+		if item != nil && item.seq > 0 && ctx.Err() == nil {
+			b.delivered(ctx, c.id, item.seq)
+		}
+	}
+}
+
+// delivered tells the job service a thread message went out (or was
+// refused for good), so a restarted bot does not send it again. A message
+// cut off by shutdown is not marked: the next start sends it.
+func (b *Bot) delivered(ctx context.Context, id, seq int64) {
+	if b.Jobs == nil {
+		return
+	}
+	if err := b.Jobs.Delivered(ctx, id, seq); err != nil {
+		b.Logger.Warn("mark delivered", "job", id, "err", err)
 	}
 }
 

@@ -81,10 +81,10 @@ func TestNotifierMergesEpochsAndCoalescesUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	j.NotifyRef = ref
-	b.Milestone(ctx, j, "training started")
+	b.Milestone(ctx, j, 1, "training started")
 	for e := 1; e <= 4; e++ {
 		j.Progress.Epoch = e
-		b.EpochsDone(ctx, j, []jobs.EpochReport{{Epoch: e, Epochs: 10, Loss: 1 / float64(e)}})
+		b.EpochsDone(ctx, j, int64(1+e), []jobs.EpochReport{{Epoch: e, Epochs: 10, Loss: 1 / float64(e)}})
 		for range 20 {
 			b.JobChanged(ctx, j)
 		}

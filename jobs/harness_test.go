@@ -47,6 +47,9 @@ func newWorld(t *testing.T, o worldOpts) *world {
 // start opens a new service on the world's store, as a restarted bot does.
 func (w *world) start() {
 	w.svc = jobs.NewService(w.cfg, w.db, w.notes, w.Client)
+	w.notes.mu.Lock()
+	w.notes.deliver = w.svc.Delivered
+	w.notes.mu.Unlock()
 	if err := w.svc.Open(context.Background()); err != nil {
 		w.t.Fatal(err)
 	}
@@ -93,9 +96,13 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	testenv.WaitFor(t, d, what, cond)
 }
 
-// recorder is a jobs.Notifier that remembers everything it is told.
+// recorder is a jobs.Notifier that remembers everything it is told and,
+// like the bot, reports delivery. While lose is set it drops thread messages
+// unsent and undelivered, as a bot killed with messages queued does.
 type recorder struct {
 	mu         sync.Mutex
+	deliver    func(ctx context.Context, id, seq int64) error
+	lose       bool
 	created    []int64
 	milestones map[int64][]string
 	epochs     map[int64][]int
@@ -113,32 +120,53 @@ func (r *recorder) JobCreated(_ context.Context, j *jobs.Job) (string, error) {
 	r.created = append(r.created, j.ID)
 	return fmt.Sprintf("ref-%d", j.ID), nil
 }
+
 func (r *recorder) JobChanged(context.Context, *jobs.Job) error { return nil }
-func (r *recorder) Milestone(_ context.Context, j *jobs.Job, text string) error {
+
+// thread records a thread message unless messages are being lost, then
+// reports its delivery.
+func (r *recorder) thread(ctx context.Context, id, seq int64, record func()) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.milestones[j.ID] = append(r.milestones[j.ID], text)
-	return nil
-}
-func (r *recorder) EpochsDone(_ context.Context, j *jobs.Job, eps []jobs.EpochReport) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, e := range eps {
-		r.epochs[j.ID] = append(r.epochs[j.ID], e.Epoch)
+	if r.lose {
+		r.mu.Unlock()
+		return nil
+	}
+	record()
+	deliver := r.deliver
+	r.mu.Unlock()
+	if deliver != nil {
+		return deliver(ctx, id, seq)
 	}
 	return nil
 }
-func (r *recorder) JobFinished(_ context.Context, j *jobs.Job, s jobs.Summary) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.finished[j.ID] = s
-	return nil
+
+func (r *recorder) Milestone(ctx context.Context, j *jobs.Job, seq int64, text string) error {
+	return r.thread(ctx, j.ID, seq, func() { r.milestones[j.ID] = append(r.milestones[j.ID], text) })
 }
+
+func (r *recorder) EpochsDone(ctx context.Context, j *jobs.Job, seq int64, eps []jobs.EpochReport) error {
+	return r.thread(ctx, j.ID, seq, func() {
+		for _, e := range eps {
+			r.epochs[j.ID] = append(r.epochs[j.ID], e.Epoch)
+		}
+	})
+}
+
+func (r *recorder) JobFinished(ctx context.Context, j *jobs.Job, seq int64, s jobs.Summary) error {
+	return r.thread(ctx, j.ID, seq, func() { r.finished[j.ID] = s })
+}
+
 func (r *recorder) Alert(_ context.Context, _, text string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.alerts = append(r.alerts, text)
 	return nil
+}
+
+func (r *recorder) setLose(lose bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lose = lose
 }
 
 func (r *recorder) epochsOf(id int64) []int {

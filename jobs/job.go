@@ -114,12 +114,17 @@ type Job struct {
 	Spent Money `json:"spent,omitempty"`
 
 	// Training progress. LogOffset is the byte offset of train.log read so
-	// far; NotifiedEpoch the last epoch told to the notifier.
+	// far; NotifiedEpoch the last epoch recorded as an event for the
+	// notifier.
 	LogOffset     int64    `json:"log_offset,omitempty"`
 	Progress      Progress `json:"progress"`
 	NotifiedEpoch int      `json:"notified_epoch,omitempty"`
-	ExitCode      *int     `json:"exit_code,omitempty"`
-	GPUUtil       float64  `json:"gpu_util,omitempty"` // last sample, percent, mean over GPUs
+	// DeliveredSeq is the sequence number of the last event the notifier
+	// has delivered: milestones, epochs and the summary after it are
+	// delivered again by a restarted bot (see Service.Open).
+	DeliveredSeq int64   `json:"delivered_seq,omitempty"`
+	ExitCode     *int    `json:"exit_code,omitempty"`
+	GPUUtil      float64 `json:"gpu_util,omitempty"` // last sample, percent, mean over GPUs
 	// BusyAt is the last time the instance was seen doing useful work: the
 	// trainer printing or the GPU busy. The watchdog's idle check reads it.
 	BusyAt time.Time `json:"busy_at,omitempty"`

@@ -5,6 +5,13 @@ import "context"
 // Notifier tells people what happens to their jobs. It is satisfied by
 // package bot. The runner never waits on a person: a Notifier must return
 // quickly (queueing its work) and its errors are logged, never fatal.
+//
+// Thread messages (milestones, epochs, the summary) are recorded as events
+// first; seq is the sequence number of the (last) event a call carries. Once
+// the notifier has delivered it, it calls Service.Delivered with that seq;
+// what was recorded but not delivered when the bot stopped is delivered by
+// the next Service.Open, so a crash loses no message and repeats none that
+// was acknowledged.
 type Notifier interface {
 	// JobCreated announces a new job and returns the notifier's reference
 	// for it (stored as Job.NotifyRef and passed back in every later call).
@@ -13,11 +20,11 @@ type Notifier interface {
 	JobChanged(ctx context.Context, j *Job) error
 	// Milestone adds a line to the job's thread: instance up, training
 	// started, checkpoints saved, a warning.
-	Milestone(ctx context.Context, j *Job, text string) error
+	Milestone(ctx context.Context, j *Job, seq int64, text string) error
 	// EpochsDone reports epochs that completed since the last call.
-	EpochsDone(ctx context.Context, j *Job, epochs []EpochReport) error
+	EpochsDone(ctx context.Context, j *Job, seq int64, epochs []EpochReport) error
 	// JobFinished reports the end of a job with its summary.
-	JobFinished(ctx context.Context, j *Job, s Summary) error
+	JobFinished(ctx context.Context, j *Job, seq int64, s Summary) error
 	// Alert posts a team alert (budget, orphan instance) to channel, or to
 	// the configured alert channel when channel is empty.
 	Alert(ctx context.Context, channel, text string) error

@@ -204,11 +204,15 @@ func (r *runner) sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-func (r *runner) event(ctx context.Context, e Event) {
+// event records an event of the job and returns its sequence number (0 if
+// it could not be stored).
+func (r *runner) event(ctx context.Context, e Event) int64 {
 	e.JobID, e.Time = r.id, r.now()
-	if err := r.svc.store.AddEvent(ctx, e); err != nil && ctx.Err() == nil {
+	seq, err := r.svc.store.AddEvent(ctx, e)
+	if err != nil && ctx.Err() == nil {
 		r.log.Warn("store event", "err", err)
 	}
+	return seq
 }
 
 func (r *runner) recordCost(ctx context.Context, j *Job) {

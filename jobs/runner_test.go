@@ -183,6 +183,30 @@ func TestRunnerSurvivesRestartMidTraining(t *testing.T) {
 	w.assertNothingBilling()
 }
 
+// TestRunnerRedeliversAfterCrash loses the thread messages of two epochs, as
+// a bot killed with them queued does; the next start delivers them, once.
+func TestRunnerRedeliversAfterCrash(t *testing.T) {
+	w := newWorld(t, worldOpts{trainer: lambdatest.TrainerConfig{ItersPerEpoch: 2, IterSleep: 60 * time.Millisecond}})
+	j := w.submit(jobs.SubmitRequest{Epochs: 6})
+	waitFor(t, 30*time.Second, "the first epoch", func() bool { return len(w.notes.epochsOf(j.ID)) >= 1 })
+	w.notes.setLose(true)
+	waitFor(t, 30*time.Second, "two more epochs read", func() bool {
+		cur, err := w.db.Job(context.Background(), j.ID)
+		return err == nil && cur.NotifiedEpoch >= 3
+	})
+	w.svc.Close()
+	w.notes.setLose(false)
+	w.start()
+	j = w.waitState(j.ID, jobs.StateFinished)
+	if j.Outcome != jobs.OutcomeSucceeded {
+		t.Fatalf("outcome %s (%s)", j.Outcome, j.Reason)
+	}
+	waitFor(t, 5*time.Second, "the summary", func() bool { _, ok := w.notes.summary(j.ID); return ok })
+	if got := w.notes.epochsOf(j.ID); !slices.Equal(got, []int{1, 2, 3, 4, 5, 6}) {
+		t.Errorf("epochs delivered %v, want each of 1..6 once, in order", got)
+	}
+}
+
 func TestRunnerTerminateRetried(t *testing.T) {
 	w := newWorld(t, worldOpts{cloud: func(s *lambdatest.Server) { s.FailTerminate(3) }})
 	j := w.waitState(w.submit(jobs.SubmitRequest{Epochs: 1}).ID, jobs.StateFinished)

@@ -45,7 +45,23 @@ func (s *Service) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list unfinished jobs: %w", err)
 	}
+	recent, err := s.store.Jobs(ctx, JobFilter{Since: s.cfg.Now().Add(-2 * replayWindow)})
+	if err != nil {
+		return fmt.Errorf("list recent jobs: %w", err)
+	}
+	// Messages the last process recorded but did not deliver go out first,
+	// in order, before the runners add new ones.
+	for _, j := range recent {
+		if j.Finished() && s.cfg.Now().Sub(j.FinishedAt) < replayWindow {
+			if err := s.replay(ctx, j); err != nil {
+				s.cfg.Logger.Warn("replay", "job", j.ID, "err", err)
+			}
+		}
+	}
 	for _, j := range unfinished {
+		if err := s.replay(ctx, j); err != nil {
+			s.cfg.Logger.Warn("replay", "job", j.ID, "err", err)
+		}
 		s.start(j.ID)
 	}
 	return nil

@@ -26,8 +26,9 @@ type Store interface {
 	// way. An error from fn aborts the update and is returned as is.
 	UpdateJob(ctx context.Context, id int64, from State, fn func(*Job) error) (*Job, error)
 
-	// AddEvent appends an event to a job's history.
-	AddEvent(ctx context.Context, e Event) error
+	// AddEvent appends an event to a job's history and returns its
+	// sequence number, increasing within the job.
+	AddEvent(ctx context.Context, e Event) (seq int64, err error)
 
 	// Events returns a job's events, oldest first.
 	Events(ctx context.Context, jobID int64) ([]Event, error)
@@ -74,14 +75,16 @@ type EventKind string
 
 // Event kinds.
 const (
-	EventState EventKind = "state"
-	EventEpoch EventKind = "epoch"
-	EventAlert EventKind = "alert"
-	EventNote  EventKind = "note"
+	EventState   EventKind = "state"
+	EventEpoch   EventKind = "epoch"
+	EventAlert   EventKind = "alert"
+	EventNote    EventKind = "note"    // a thread milestone
+	EventSummary EventKind = "summary" // the end of the job
 )
 
 // Event is one entry of a job's history.
 type Event struct {
+	Seq   int64     `json:"-"` // set by Store.Events
 	JobID int64     `json:"job_id"`
 	Time  time.Time `json:"time"`
 	Kind  EventKind `json:"kind"`

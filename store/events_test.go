@@ -23,10 +23,15 @@ func TestEvents(t *testing.T) {
 		if i%3 == 0 {
 			e.Time = at.Add(time.Duration(i) * time.Minute)
 		}
-		if err := db.AddEvent(ctx, e); err != nil {
+		seq, err := db.AddEvent(ctx, e)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := db.AddEvent(ctx, jobs.Event{JobID: js[1].ID, Kind: jobs.EventNote, Text: fmt.Sprint(i)}); err != nil {
+		if seq != int64(i+1) {
+			t.Fatalf("event %d got sequence %d, want %d", i, seq, i+1)
+		}
+		e.Seq = seq
+		if _, err := db.AddEvent(ctx, jobs.Event{JobID: js[1].ID, Kind: jobs.EventNote, Text: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, e)
@@ -40,7 +45,7 @@ func TestEvents(t *testing.T) {
 	}
 	for i, e := range got {
 		w := want[i]
-		if e.Epoch != w.Epoch || e.Kind != w.Kind || e.Loss != w.Loss || e.JobID != w.JobID {
+		if e.Epoch != w.Epoch || e.Kind != w.Kind || e.Loss != w.Loss || e.JobID != w.JobID || e.Seq != w.Seq {
 			t.Fatalf("event %d = %+v, want %+v", i, e, w)
 		}
 		switch {
@@ -60,7 +65,7 @@ func TestEvents(t *testing.T) {
 	t.Run("non-finite losses", func(t *testing.T) {
 		losses := []float64{math.NaN(), math.Inf(1), math.Inf(-1), 0.2269}
 		for i, l := range losses {
-			if err := db.AddEvent(ctx, jobs.Event{JobID: js[2].ID, Kind: jobs.EventEpoch, Epoch: i + 1, Loss: l}); err != nil {
+			if _, err := db.AddEvent(ctx, jobs.Event{JobID: js[2].ID, Kind: jobs.EventEpoch, Epoch: i + 1, Loss: l}); err != nil {
 				t.Fatalf("AddEvent(loss %v): %v", l, err)
 			}
 		}
@@ -78,6 +83,7 @@ func TestEvents(t *testing.T) {
 	t.Run("missing job", func(t *testing.T) {
 		_, err := db.Events(ctx, 404)
 		assertCode(t, err, jobs.ENOTFOUND)
-		assertCode(t, db.AddEvent(ctx, jobs.Event{JobID: 404, Kind: jobs.EventNote}), jobs.ENOTFOUND)
+		_, err = db.AddEvent(ctx, jobs.Event{JobID: 404, Kind: jobs.EventNote})
+		assertCode(t, err, jobs.ENOTFOUND)
 	})
 }

@@ -188,14 +188,15 @@ func (d *DB) UpdateJob(ctx context.Context, id int64, from jobs.State, fn func(*
 
 // AddEvent appends an event to a job's history; a zero Time is set from the
 // store's clock. An event of a missing job is ENOTFOUND.
-func (d *DB) AddEvent(ctx context.Context, e jobs.Event) error {
+func (d *DB) AddEvent(ctx context.Context, e jobs.Event) (int64, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
 	if e.Time.IsZero() {
 		e.Time = d.now()
 	}
-	return d.db.Update(func(tx *bolt.Tx) error {
+	var seq uint64
+	err := d.db.Update(func(tx *bolt.Tx) error {
 		key := itob(uint64(e.JobID))
 		if tx.Bucket(bucketJobs).Get(key) == nil {
 			return jobs.Errorf(jobs.ENOTFOUND, "no job #%d", e.JobID)
@@ -204,12 +205,15 @@ func (d *DB) AddEvent(ctx context.Context, e jobs.Event) error {
 		if err != nil {
 			return fmt.Errorf("add event to job #%d: %w", e.JobID, err)
 		}
-		seq, err := b.NextSequence()
-		if err != nil {
+		if seq, err = b.NextSequence(); err != nil {
 			return fmt.Errorf("add event to job #%d: %w", e.JobID, err)
 		}
 		return putJSON(b, itob(seq), newEventRecord(e))
 	})
+	if err != nil {
+		return 0, err
+	}
+	return int64(seq), nil
 }
 
 // Events returns a job's events, oldest first; ENOTFOUND if there is no
@@ -233,7 +237,9 @@ func (d *DB) Events(ctx context.Context, jobID int64) ([]jobs.Event, error) {
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("events of job #%d: event %d: %w", jobID, btoi(k), err)
 			}
-			out = append(out, r.event())
+			e := r.event()
+			e.Seq = int64(btoi(k))
+			out = append(out, e)
 			return nil
 		})
 	})

@@ -307,7 +307,7 @@ func TestCanceledContext(t *testing.T) {
 		"Job":       func() error { _, err := db.Job(ctx, 1); return err },
 		"Jobs":      func() error { _, err := db.Jobs(ctx, jobs.JobFilter{}); return err },
 		"UpdateJob": func() error { _, err := db.UpdateJob(ctx, 1, "", func(*jobs.Job) error { return nil }); return err },
-		"AddEvent":  func() error { return db.AddEvent(ctx, jobs.Event{JobID: 1, Kind: jobs.EventNote}) },
+		"AddEvent":  func() error { _, err := db.AddEvent(ctx, jobs.Event{JobID: 1, Kind: jobs.EventNote}); return err },
 		"Events":    func() error { _, err := db.Events(ctx, 1); return err },
 		"RecordCost": func() error {
 			return db.RecordCost(ctx, 1, "U1", "2026-12", 1)
