@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cpbot/cpbot/lambda"
 	"github.com/cpbot/cpbot/lambda/lambdatest"
 )
 
@@ -95,6 +96,26 @@ func TestKilledAndRestarted(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("epochs %v never reached the thread across the SIGKILL", missing)
 	}
+}
+
+// TestStoppedAndRestarted ends the bot with SIGTERM mid-training, as a
+// deploy does: the training goes on on its instance, and the next start
+// picks it up and finishes it, one instance, each epoch reported once.
+func TestStoppedAndRestarted(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, options{Trainer: lambdatest.TrainerConfig{ItersPerEpoch: 2, IterSleep: 300 * time.Millisecond}})
+	w.Slash(userA, chanA, "train obj1 8")
+	in, _ := w.WaitTrained(1, 2)
+	w.Stop()
+	for _, i := range w.Cloud.Instances() {
+		if i.ID == in.ID && i.Status != lambda.StatusActive {
+			t.Fatalf("a graceful stop left the instance %s, want it training on", i.Status)
+		}
+	}
+	w.Start()
+	w.WantOutcome(chanA, 1, "succeeded")
+	w.AssertAllTerminated(1)
+	w.AssertEpochsOnce(chanA, 1, 8)
 }
 
 // TestSSHDropped drops every SSH connection to the job's instance
