@@ -105,7 +105,7 @@ func BenchmarkPeakRSS100Jobs(b *testing.B) {
 	classes := fixture.Classes()
 	var peak float64
 	for i := 0; i < b.N; i++ {
-		w := newWorld(b, options{})
+		w := newWorld(b, options{Overload: true})
 		for c := 0; c < channels; c++ {
 			pair := classes[(2*c)%len(classes)] + "," + classes[(2*c+1)%len(classes)]
 			w.Slash(userA, benchChannel(c), "train "+pair+" 1")
