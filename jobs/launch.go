@@ -106,7 +106,7 @@ func (r *runner) launch(ctx context.Context, j *Job) error {
 			}
 		case lambda.IsRateLimited(err):
 			// Nothing was created: the next pass tries this candidate again.
-			if j, err = r.update(ctx, j, func(x *Job) {
+			if _, err := r.update(ctx, j, func(x *Job) {
 				notLaunched(x)
 				x.Tried = x.Tried[:len(x.Tried)-1]
 				x.Attempt--

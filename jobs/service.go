@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -340,8 +339,6 @@ func joinClasses(c []string) string {
 
 // month is the ledger's month key of t.
 func month(t time.Time) string { return t.UTC().Format("2006-01") }
-
-var errStopped = errors.New("job stop requested")
 
 // GPUOption is an instance type on offer, for the gpus command.
 type GPUOption struct {
