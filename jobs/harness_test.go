@@ -103,6 +103,7 @@ type recorder struct {
 	mu         sync.Mutex
 	deliver    func(ctx context.Context, id, seq int64) error
 	lose       bool
+	failCreate int // JobCreated fails this many more times
 	created    []int64
 	milestones map[int64][]string
 	epochs     map[int64][]int
@@ -117,6 +118,10 @@ func newRecorder() *recorder {
 func (r *recorder) JobCreated(_ context.Context, j *jobs.Job) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.failCreate > 0 {
+		r.failCreate--
+		return "", fmt.Errorf("chat unreachable")
+	}
 	r.created = append(r.created, j.ID)
 	return fmt.Sprintf("ref-%d", j.ID), nil
 }
@@ -141,10 +146,16 @@ func (r *recorder) thread(ctx context.Context, id, seq int64, record func()) err
 }
 
 func (r *recorder) Milestone(ctx context.Context, j *jobs.Job, seq int64, text string) error {
+	if j.NotifyRef == "" {
+		return fmt.Errorf("job #%d has no card", j.ID)
+	}
 	return r.thread(ctx, j.ID, seq, func() { r.milestones[j.ID] = append(r.milestones[j.ID], text) })
 }
 
 func (r *recorder) EpochsDone(ctx context.Context, j *jobs.Job, seq int64, eps []jobs.EpochReport) error {
+	if j.NotifyRef == "" {
+		return fmt.Errorf("job #%d has no card", j.ID)
+	}
 	return r.thread(ctx, j.ID, seq, func() {
 		for _, e := range eps {
 			r.epochs[j.ID] = append(r.epochs[j.ID], e.Epoch)

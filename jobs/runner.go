@@ -14,12 +14,17 @@ import (
 // context ends. Every state can be resumed from what is stored, so a
 // restarted bot picks the job up where it was.
 type runner struct {
-	svc    *Service
-	id     int64
-	wake   chan struct{}
-	log    *slog.Logger
-	remote *lambda.Remote
+	svc       *Service
+	id        int64
+	wake      chan struct{}
+	log       *slog.Logger
+	remote    *lambda.Remote
+	announced time.Time // last try to post the card of a job that has none
 }
+
+// announceRetry is how often a job whose card could not be posted tries
+// again.
+const announceRetry = time.Minute
 
 // errRetry asks the loop to wait a poll interval and look again.
 var errRetry = errors.New("retry later")
@@ -47,6 +52,17 @@ func (r *runner) run(ctx context.Context) {
 				continue
 			}
 			reconciled = true
+			continue
+		}
+		if j.NotifyRef == "" && r.now().Sub(r.announced) >= announceRetry {
+			// The chat was down when the job was submitted: post its card
+			// now, then what it recorded meanwhile.
+			r.announced = r.now()
+			if r.svc.announce(ctx, j) {
+				if err := r.svc.replay(ctx, j); err != nil {
+					r.log.Warn("replay", "err", err)
+				}
+			}
 			continue
 		}
 		err = r.stepWakeable(ctx, j)

@@ -166,19 +166,23 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) ([]*Job, error)
 }
 
 // announce tells the notifier of a new job and keeps its reference.
-func (s *Service) announce(ctx context.Context, j *Job) {
+// It reports whether the job now has a card; a job without one tries again
+// from its runner.
+func (s *Service) announce(ctx context.Context, j *Job) bool {
 	ref, err := s.notifier.JobCreated(ctx, j)
 	if err != nil {
 		s.cfg.Logger.Warn("announce job", "job", j.ID, "err", err)
-		return
+		return false
 	}
 	if ref == "" {
-		return
+		return false
 	}
 	if _, err := s.store.UpdateJob(ctx, j.ID, "", func(j *Job) error { j.NotifyRef = ref; return nil }); err != nil {
 		s.cfg.Logger.Warn("store notify ref", "job", j.ID, "err", err)
+		return false
 	}
 	j.NotifyRef = ref
+	return true
 }
 
 // specs validates a request and turns it into one spec per class.

@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -307,5 +308,41 @@ func TestSubmitRefusesForecastOverBudget(t *testing.T) {
 	w.waitState(js[0].ID, jobs.StateFinished)
 	if n := w.cloud.Launches(); n != 2 {
 		t.Errorf("%d launches, want 2 (the refused one launched nothing)", n)
+	}
+}
+
+// TestCardPostedLateWhenChatWasDown submits while the chat is unreachable:
+// the job trains anyway, and when the chat answers again its card goes up
+// and the messages recorded meanwhile follow, in order, each once.
+func TestCardPostedLateWhenChatWasDown(t *testing.T) {
+	clk := newClock()
+	w := newWorld(t, worldOpts{
+		trainer: lambdatest.TrainerConfig{ItersPerEpoch: 2, IterSleep: 80 * time.Millisecond},
+		cfg:     func(c *jobs.Config) { c.Now = clk.Now },
+	})
+	w.notes.mu.Lock()
+	w.notes.failCreate = 2 // at submit and at the runner's first retry
+	w.notes.mu.Unlock()
+	j := w.submit(jobs.SubmitRequest{Epochs: 8})
+	waitFor(t, 30*time.Second, "two epochs read", func() bool {
+		cur, err := w.db.Job(context.Background(), j.ID)
+		return err == nil && cur.NotifiedEpoch >= 2
+	})
+	if got := w.notes.epochsOf(j.ID); len(got) != 0 {
+		t.Fatalf("epochs %v delivered without a card", got)
+	}
+	clk.Advance(2 * time.Minute) // the runner tries the card again
+	j = w.waitState(j.ID, jobs.StateFinished)
+	if j.Outcome != jobs.OutcomeSucceeded || j.NotifyRef == "" {
+		t.Fatalf("outcome %s (%s), card %q", j.Outcome, j.Reason, j.NotifyRef)
+	}
+	waitFor(t, 5*time.Second, "the summary", func() bool { _, ok := w.notes.summary(j.ID); return ok })
+	if got := w.notes.epochsOf(j.ID); !slices.Equal(got, []int{1, 2, 3, 4, 5, 6, 7, 8}) {
+		t.Errorf("epochs delivered %v, want 1..8 once, in order", got)
+	}
+	w.notes.mu.Lock()
+	defer w.notes.mu.Unlock()
+	if n := strings.Count(strings.Join(w.notes.milestones[j.ID], "\n"), "training started"); n != 1 {
+		t.Errorf("\"training started\" delivered %d times: %q", n, w.notes.milestones[j.ID])
 	}
 }
