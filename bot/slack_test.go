@@ -419,3 +419,35 @@ func benchAck(b *testing.B) {
 	b.ReportMetric(float64(lat[n*99/100].Microseconds())/1000, "ms-p99-ack")
 	b.ReportMetric(float64(lat[n/2].Microseconds())/1000, "ms-p50-ack")
 }
+
+// TestSlackRepliesThroughResponseURL answers commands through the response
+// URL Slack sends with them (it works where the bot is not a member), and
+// falls back to an ephemeral message when that URL fails.
+func TestSlackRepliesThroughResponseURL(t *testing.T) {
+	w := newSlackWorld(t, slackOpts{})
+	w.slash(t, "U1", "C0ONE", "help")
+	w.reply(t, "C0ONE", "/contourpose train")
+	calls := func(method string) int {
+		n := 0
+		for _, c := range w.slack.Calls() {
+			if c.Method == method {
+				n++
+			}
+		}
+		return n
+	}
+	if calls("response_url") != 1 || calls("chat.postEphemeral") != 0 {
+		t.Fatalf("replied with %d response URL and %d chat.postEphemeral calls, want 1 and 0", calls("response_url"), calls("chat.postEphemeral"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := w.slack.SendSlashCommand(ctx, slacktest.SlashCommand{UserID: "U1", ChannelID: "C0ONE", Text: "jobs",
+		ResponseURL: w.slack.URL() + "/expired-response-url"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.slack.WaitAck(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the fallback reply", func() bool { return calls("chat.postEphemeral") == 1 })
+}

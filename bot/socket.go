@@ -2,8 +2,12 @@ package bot
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
@@ -16,6 +20,9 @@ import (
 type Slack struct {
 	Bot    *Bot
 	Client *socketmode.Client
+	// HTTPClient posts replies to response URLs; nil = a client with a 30 s
+	// timeout.
+	HTTPClient *http.Client
 
 	connected atomic.Bool
 	seen      dedupe
@@ -92,7 +99,7 @@ func (s *Slack) slash(ctx context.Context, evt socketmode.Event) {
 	inv := Invocation{UserID: cmd.UserID, ChannelID: cmd.ChannelID, Text: cmd.Text, TriggerID: cmd.TriggerID}
 	s.async(func() {
 		reply := s.Bot.Run(ctx, inv, parsed)
-		s.reply(ctx, inv.ChannelID, inv.UserID, reply)
+		s.reply(ctx, cmd.ResponseURL, inv.ChannelID, inv.UserID, reply)
 	})
 }
 
@@ -105,7 +112,7 @@ func (s *Slack) interactive(ctx context.Context, evt socketmode.Event) {
 		a := a
 		s.async(func() {
 			reply := s.Bot.HandleAction(ctx, cb.User.ID, a.ActionID, a.Value)
-			s.reply(ctx, cb.Channel.ID, cb.User.ID, reply)
+			s.reply(ctx, cb.ResponseURL, cb.Channel.ID, cb.User.ID, reply)
 		})
 	}
 }
@@ -124,9 +131,33 @@ func (s *Slack) eventsAPI(ctx context.Context, evt socketmode.Event) {
 	}
 }
 
-func (s *Slack) reply(ctx context.Context, channel, user string, r Reply) {
+// reply answers a command or a button press. The response URL Slack gave
+// with it works in any channel, the bot a member or not; a failed response
+// URL falls back to a message.
+func (s *Slack) reply(ctx context.Context, responseURL, channel, user string, r Reply) {
 	if r.Text == "" {
 		return
+	}
+	if responseURL != "" {
+		kind := "ephemeral"
+		if r.InChannel {
+			kind = "in_channel"
+		}
+		client := s.HTTPClient
+		if client == nil {
+			client = &http.Client{Timeout: 30 * time.Second}
+		}
+		err := slack.PostWebhookCustomHTTPContext(ctx, responseURL, client, &slack.WebhookMessage{Text: r.Text, ResponseType: kind})
+		if err == nil {
+			return
+		}
+		// A response URL is a credential for a while: log the failure
+		// without it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		s.Bot.Logger.Warn("reply to response URL; posting instead", "channel", channel, "err", err)
 	}
 	m := Message{Channel: channel, Text: r.Text}
 	var err error

@@ -196,7 +196,7 @@ func TestLambdaFaults(t *testing.T) {
 func TestSlackRateLimited(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, options{})
-	w.Slack.RateLimitNext("chat.postEphemeral", 1, time.Second)
+	w.Slack.RateLimitNext("files.getUploadURLExternal", 1, time.Second)
 	w.Slack.RateLimitNext("chat.postMessage", 3, time.Second)
 	w.Slack.RateLimitNext("chat.update", 2, time.Second)
 	w.Slash(userA, chanA, "train obj1 3")
@@ -220,7 +220,7 @@ func TestSlackRateLimited(t *testing.T) {
 			limited[c.Method]++
 		}
 	}
-	if want := map[string]int{"chat.postEphemeral": 1, "chat.postMessage": 3, "chat.update": 2}; !maps.Equal(limited, want) {
+	if want := map[string]int{"files.getUploadURLExternal": 1, "chat.postMessage": 3, "chat.update": 2}; !maps.Equal(limited, want) {
 		t.Errorf("calls answered 429: %v, want the injected %v", limited, want)
 	}
 	w.AssertAllTerminated(1)

@@ -136,7 +136,7 @@ func (m *Main) runSlack(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sm := &bot.Slack{Bot: a.bot, Client: socketmode.New(api)}
+	sm := &bot.Slack{Bot: a.bot, Client: socketmode.New(api), HTTPClient: httpClient}
 	if ln != nil {
 		m.serveHTTP(ln, newHTTPHandler(m.health(a, sm.Connected), m.metrics))
 	}
