@@ -65,9 +65,6 @@ func CanTransition(from, to State) bool {
 	return false
 }
 
-// Live reports whether a job in this state may have an instance billing.
-func (s State) Live() bool { return s != StateQueued && s != StateFinished }
-
 // Spec is what a person asked for: one class trained on one instance.
 type Spec struct {
 	Class     string   `json:"class"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,7 +70,7 @@ func (r *runner) launch(ctx context.Context, j *Job) error {
 	cands := lambda.Candidates(avail, j.Spec.GPUTypes, r.cfg().Regions)
 	for _, c := range cands {
 		key := c.InstanceType.Name + "/" + c.Region
-		if contains(j.Tried, key) {
+		if slices.Contains(j.Tried, key) {
 			continue
 		}
 		if j.Attempt >= r.cfg().MaxAttempts {

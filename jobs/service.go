@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,13 +114,6 @@ func (s *Service) wake(id int64) {
 	}
 }
 
-// Running reports how many job runners are active.
-func (s *Service) Running() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.running)
-}
-
 // SubmitRequest is a request to train one or more classes.
 type SubmitRequest struct {
 	DedupeKey string   // e.g. Slack's trigger id; a repeat creates nothing
@@ -199,7 +194,7 @@ func (s *Service) specs(ctx context.Context, req SubmitRequest) ([]Spec, error) 
 		return nil, Errorf(EINVALID, "name a class to train, or all; known: %s", joinClasses(known))
 	}
 	for _, c := range classes {
-		if !contains(known, c) {
+		if !slices.Contains(known, c) {
 			return nil, Errorf(EINVALID, "unknown class %q; known: %s", c, joinClasses(known))
 		}
 	}
@@ -254,7 +249,7 @@ func (s *Service) checkGPUTypes(ctx context.Context, types []string, asked bool)
 		names = append(names, a.InstanceType.Name)
 	}
 	for _, t := range types {
-		if !contains(names, t) {
+		if !slices.Contains(names, t) {
 			return Errorf(EINVALID, "unknown GPU type %q; see /contourpose gpus", t)
 		}
 	}
@@ -318,27 +313,11 @@ func (s *Service) Stop(ctx context.Context, id int64, outcome Outcome, reason st
 	return j, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func joinClasses(c []string) string {
 	if len(c) == 0 {
 		return "(none: the code dir has no keypoints/*.txt)"
 	}
-	out := ""
-	for i, x := range c {
-		if i > 0 {
-			out += " "
-		}
-		out += x
-	}
-	return out
+	return strings.Join(c, " ")
 }
 
 // month is the ledger's month key of t.
@@ -364,9 +343,9 @@ func (s *Service) GPUs(ctx context.Context) ([]GPUOption, error) {
 	out := make([]GPUOption, 0, len(avail))
 	for _, a := range avail {
 		o := GPUOption{Name: a.InstanceType.Name, Description: a.InstanceType.GPUDescription, GPUs: a.InstanceType.Specs.GPUs,
-			PricePerHour: PriceFromCents(a.InstanceType.PriceCentsPerHour), Preferred: contains(s.cfg.InstanceTypes, a.InstanceType.Name)}
+			PricePerHour: PriceFromCents(a.InstanceType.PriceCentsPerHour), Preferred: slices.Contains(s.cfg.InstanceTypes, a.InstanceType.Name)}
 		for _, r := range a.RegionsWithCapacityAvailable {
-			if len(s.cfg.Regions) == 0 || contains(s.cfg.Regions, r.Name) {
+			if len(s.cfg.Regions) == 0 || slices.Contains(s.cfg.Regions, r.Name) {
 				o.Regions = append(o.Regions, r.Name)
 			}
 		}

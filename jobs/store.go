@@ -77,7 +77,6 @@ type EventKind string
 const (
 	EventState   EventKind = "state"
 	EventEpoch   EventKind = "epoch"
-	EventAlert   EventKind = "alert"
 	EventNote    EventKind = "note"    // a thread milestone
 	EventSummary EventKind = "summary" // the end of the job
 )
